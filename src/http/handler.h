@@ -44,10 +44,13 @@ struct Response {
 class BodySink {
  public:
   virtual ~BodySink() = default;
-  // Called with consecutive pieces of the body, on a worker thread; may block. Returning false
-  // stops reading (the response then comes from Finish()).
+  // Called with consecutive pieces of the body (up to 256 KiB each), on a worker thread; may
+  // block, and the server reads no further until it returns. Returning false stops reading:
+  // Finish(false) follows, its response is sent and the connection is closed.
   virtual bool Write(std::string_view piece) = 0;
-  // The body ended (complete = true) or the reading failed (complete = false).
+  // Called exactly once: the body ended (complete = true), or reading failed or was stopped
+  // (complete = false). When reading failed (timeout, body over max_bytes, malformed chunking,
+  // peer gone) the server sends its own error, if any, instead of this response.
   virtual Response Finish(bool complete) = 0;
 };
 
@@ -67,7 +70,10 @@ class Handler {
   // For streamed requests, on a worker thread: a sink, or a refusal (e.g. 401) sent at once.
   virtual std::variant<Response, std::unique_ptr<BodySink>> OpenStream(const Request& head) = 0;
   // Called once for every response the server sends, including the server's own refusals
-  // (400 bad HTTP, 413, 408), after it was written. Must not block for long.
+  // (400 bad HTTP, 408, 413, 431; route "" and actor "anonymous"), after it was written, on the
+  // IO thread. `latency_us` runs from the moment the head was read. Must not block for long.
+  //
+  // Exceptions thrown by any of these methods are caught by the server (a 500 is sent).
   virtual void Record(const Request& request, const Response& response, int64_t latency_us) = 0;
 };
 

@@ -54,6 +54,8 @@ class Histogram {
 
 class Registry {
  public:
+  Registry();
+  ~Registry();  // defined where Family is complete
   Counter& GetCounter(const std::string& name, const std::string& help, const Labels& labels = {});
   Gauge& GetGauge(const std::string& name, const std::string& help, const Labels& labels = {});
   Histogram& GetHistogram(const std::string& name, const std::string& help,

@@ -1,0 +1,178 @@
+#include "cmd/serve.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "api/api.h"
+#include "crypto/crypto.h"
+#include "http/server.h"
+#include "observe/log.h"
+#include "observe/metrics.h"
+#include "pipeline/consent_reaper.h"
+#include "store/sqlite/sqlite_store.h"
+
+namespace herald::cmd {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Reads a secret from `env`, else from data_dir/file, else makes one and writes it there with
+// mode 0600. Returns "" and prints why on failure.
+std::string LoadOrCreateSecret(const char* env, const fs::path& file,
+                               const std::function<std::string()>& make, bool* created) {
+  *created = false;
+  if (const char* v = std::getenv(env); v != nullptr && *v != '\0') return v;
+  std::ifstream in(file);
+  if (in) {
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string s = ss.str();
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+    if (!s.empty()) return s;
+  }
+  const std::string secret = make();
+  const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    std::fprintf(stderr, "herald: cannot write %s: %s\n", file.c_str(), std::strerror(errno));
+    return "";
+  }
+  const std::string line = secret + "\n";
+  const bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  ::fchmod(fd, 0600);
+  ::close(fd);
+  if (!ok) return "";
+  *created = true;
+  return secret;
+}
+
+observe::LogLevel ParseLevel(const std::string& s) {
+  if (s == "debug") return observe::LogLevel::kDebug;
+  if (s == "warn") return observe::LogLevel::kWarn;
+  if (s == "error") return observe::LogLevel::kError;
+  return observe::LogLevel::kInfo;
+}
+
+}  // namespace
+
+int RunServe(const ServeOptions& options) {
+  observe::SetLogLevel(ParseLevel(options.log_level));
+  if (!crypto::InitCrypto()) {
+    std::fprintf(stderr, "herald: libsodium failed to initialise\n");
+    return 1;
+  }
+  // Block the stop signals in every thread; the main thread waits for them below.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::error_code ec;
+  const fs::path data_dir = options.data_dir;
+  fs::create_directories(data_dir, ec);
+  if (ec) {
+    std::fprintf(stderr, "herald: cannot create data directory %s: %s\n", data_dir.c_str(),
+                 ec.message().c_str());
+    return 1;
+  }
+  fs::permissions(data_dir, fs::perms::owner_all, fs::perm_options::replace, ec);
+
+  bool admin_created = false;
+  bool master_created = false;
+  const fs::path admin_file = data_dir / "admin_token";
+  const fs::path master_file = data_dir / "master_key";
+  const std::string admin_token = LoadOrCreateSecret(
+      "HERALD_ADMIN_TOKEN", admin_file, [] { return crypto::RandomId("adm_", 40); },
+      &admin_created);
+  const std::string master_text = LoadOrCreateSecret(
+      "HERALD_MASTER_KEY", master_file, [] { return crypto::FormatMasterKey(crypto::RandomKey()); },
+      &master_created);
+  if (admin_token.empty() || master_text.empty()) return 1;
+  auto master = crypto::ParseMasterKey(master_text);
+  if (!master.ok()) {
+    std::fprintf(stderr, "herald: the master key is not valid: %s\n",
+                 master.error().message.c_str());
+    return 1;
+  }
+
+  observe::Registry metrics;
+  auto& batch_sizes = metrics.GetHistogram(
+      "herald_store_write_batch_size", "Writes committed per store transaction.",
+      {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024});
+  SqliteStoreOptions store_options;
+  store_options.path = (data_dir / "herald.db").string();
+  store_options.master_key = *master;
+  store_options.on_batch = [&batch_sizes](size_t n) {
+    batch_sizes.Observe(static_cast<double>(n));
+  };
+  auto store = OpenSqliteStore(std::move(store_options));
+  if (!store.ok()) {
+    std::fprintf(stderr, "herald: cannot open the store: %s\n", store.error().message.c_str());
+    return 1;
+  }
+
+  ConsentReaper reaper(store->get(), &metrics);
+  (*store)->SetConsentExpiryListener([&reaper](UnixMillis at) { reaper.Nudge(at); });
+  reaper.Start();
+
+  api::ApiOptions api_options;
+  api_options.admin_token = admin_token;
+  api_options.max_body_bytes = options.max_body_bytes;
+  http::ServerOptions server_options;
+  server_options.listen = options.listen;
+  server_options.io_threads = options.io_threads;
+  server_options.worker_threads = options.worker_threads;
+  server_options.tls_cert_file = options.tls_cert;
+  server_options.tls_key_file = options.tls_key;
+  auto server = http::MakeServer(server_options,
+                                 api::MakeApiHandler(api_options, store->get(), &metrics));
+  if (auto s = server->Start(); !s.ok()) {
+    std::fprintf(stderr, "herald: cannot listen on %s: %s\n", options.listen.c_str(),
+                 s.error().message.c_str());
+    reaper.Stop();
+    return 1;
+  }
+
+  const std::string scheme = options.tls_cert.empty() ? "http" : "https";
+  std::string host = options.listen.substr(0, options.listen.rfind(':'));
+  const std::string url = scheme + "://" + host + ":" + std::to_string(server->port());
+  observe::Info("herald serving", {{"url", url}, {"data_dir", data_dir.string()}});
+  std::fprintf(stderr, "\nHerald is up at %s\n", url.c_str());
+  std::fprintf(stderr, "  API description: %s/openapi.json   metrics: %s/metrics\n", url.c_str(),
+               url.c_str());
+  if (std::getenv("HERALD_ADMIN_TOKEN") == nullptr) {
+    std::fprintf(stderr, "  admin token: in %s%s\n", admin_file.c_str(),
+                 admin_created ? " (created now)" : "");
+  } else {
+    std::fprintf(stderr, "  admin token: from HERALD_ADMIN_TOKEN\n");
+  }
+  if (master_created) {
+    std::fprintf(stderr, "  master key: created in %s (mode 0600) - back it up\n",
+                 master_file.c_str());
+  }
+  std::fprintf(stderr, "  stop with Ctrl-C (SIGINT) or SIGTERM\n\n");
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  observe::Info("herald stopping", {{"signal", sig}});
+  server->Stop();
+  reaper.Stop();
+  if (auto s = (*store)->Flush(); !s.ok()) {
+    observe::Error("final flush failed", {{"code", s.error().code}});
+  }
+  observe::Info("herald stopped");
+  return 0;
+}
+
+}  // namespace herald::cmd

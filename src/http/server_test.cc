@@ -1,0 +1,942 @@
+// Drives the server over real sockets: a small blocking client (POSIX sockets, OpenSSL for TLS)
+// that speaks raw HTTP/1.1, so malformed input can be sent as easily as good input.
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <future>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace herald::http {
+namespace {
+
+using namespace std::chrono_literals;
+using Params = std::vector<std::pair<std::string, std::string>>;
+
+const bool kSigpipeIgnored = [] {
+  std::signal(SIGPIPE, SIG_IGN);  // a peer that went away must fail a write, not kill the test
+  return true;
+}();
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+struct HttpReply {
+  int status = 0;
+  Params headers;  // names lower-cased
+  std::string body;
+
+  std::string Header(const std::string& name) const {
+    for (const auto& [key, value] : headers) {
+      if (key == name) return value;
+    }
+    return "";
+  }
+  bool HasHeader(const std::string& name) const {
+    for (const auto& [key, value] : headers) {
+      if (key == name) return true;
+    }
+    return false;
+  }
+};
+
+// A blocking HTTP/1.1 client over one connection; reads time out after 5 s.
+class TestClient {
+ public:
+  static std::unique_ptr<TestClient> Connect(uint16_t port, SSL_CTX* tls = nullptr) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return nullptr;
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+      ::close(fd);
+      return nullptr;
+    }
+    auto client = std::unique_ptr<TestClient>(new TestClient(fd));
+    client->SetReadTimeout(5s);
+    timeval send_timeout{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof(send_timeout));
+    if (tls != nullptr) {
+      client->ssl_ = SSL_new(tls);
+      SSL_set_fd(client->ssl_, fd);
+      SSL_set1_host(client->ssl_, "localhost");
+      if (SSL_connect(client->ssl_) != 1) return nullptr;
+    }
+    return client;
+  }
+
+  ~TestClient() {
+    if (ssl_ != nullptr) SSL_free(ssl_);
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  bool Send(std::string_view bytes) {
+    while (!bytes.empty()) {
+      const long n = ssl_ != nullptr ? SSL_write(ssl_, bytes.data(), static_cast<int>(bytes.size()))
+                                     : ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      bytes.remove_prefix(static_cast<size_t>(n));
+    }
+    return true;
+  }
+
+  // One response; with `head_request`, a response to HEAD (no body). nullopt when the
+  // connection ended (or 5 s passed) first.
+  std::optional<HttpReply> Read(bool head_request = false) {
+    size_t end;
+    while ((end = buffered_.find("\r\n\r\n")) == std::string::npos) {
+      if (Fill() <= 0) return std::nullopt;
+    }
+    const std::string head = buffered_.substr(0, end);
+    buffered_.erase(0, end + 4);
+    HttpReply reply;
+    size_t line_end = head.find("\r\n");
+    const std::string status_line = head.substr(0, line_end);
+    if (status_line.size() < 12 || status_line.compare(0, 5, "HTTP/") != 0) return std::nullopt;
+    reply.status = std::stoi(status_line.substr(9, 3));
+    while (line_end != std::string::npos) {
+      const size_t start = line_end + 2;
+      line_end = head.find("\r\n", start);
+      const std::string line = head.substr(start, line_end - start);
+      const size_t colon = line.find(':');
+      if (colon == std::string::npos) continue;
+      std::string value = line.substr(colon + 1);
+      while (!value.empty() && value.front() == ' ') value.erase(0, 1);
+      reply.headers.emplace_back(Lower(line.substr(0, colon)), value);
+    }
+    if (head_request || reply.status < 200 || reply.status == 204 || reply.status == 304) {
+      return reply;
+    }
+    const size_t length = std::stoul("0" + reply.Header("content-length"));
+    while (buffered_.size() < length) {
+      if (Fill() <= 0) return std::nullopt;
+    }
+    reply.body = buffered_.substr(0, length);
+    buffered_.erase(0, length);
+    return reply;
+  }
+
+  // True when the server closes the connection within `timeout`.
+  bool ClosedWithin(std::chrono::milliseconds timeout) {
+    SetReadTimeout(timeout);
+    for (;;) {
+      const long n = Fill();
+      if (n == 0) return true;
+      if (n < 0) return errno == ECONNRESET;
+    }
+  }
+
+  // Closes with a TCP reset, as a crashing peer would.
+  void Reset() {
+    linger hard{1, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
+    ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  explicit TestClient(int fd) : fd_(fd) {}
+
+  void SetReadTimeout(std::chrono::milliseconds timeout) {
+    timeval tv{static_cast<time_t>(timeout.count() / 1000),
+               static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  }
+
+  // Bytes read into buffered_; 0 at the end of the stream; -1 on an error or a timeout.
+  long Fill() {
+    char chunk[65536];
+    errno = 0;
+    long n;
+    if (ssl_ != nullptr) {
+      n = SSL_read(ssl_, chunk, sizeof(chunk));
+      if (n <= 0) {
+        const int error = SSL_get_error(ssl_, static_cast<int>(n));
+        return error == SSL_ERROR_WANT_READ ? -1 : 0;
+      }
+    } else {
+      n = ::recv(fd_, chunk, sizeof(chunk), 0);
+    }
+    if (n > 0) buffered_.append(chunk, static_cast<size_t>(n));
+    return n;
+  }
+
+  int fd_;
+  SSL* ssl_ = nullptr;
+  std::string buffered_;
+};
+
+struct Recorded {
+  Request request;
+  Response response;
+  int64_t latency_us;
+};
+
+// Collects a streamed body.
+struct StreamLog {
+  std::mutex mu;
+  std::string data;
+  std::vector<size_t> pieces;
+  std::vector<bool> finishes;  // the `complete` of each Finish call
+};
+
+class CollectingSink : public BodySink {
+ public:
+  explicit CollectingSink(std::shared_ptr<StreamLog> log, size_t stop_after = SIZE_MAX)
+      : log_(std::move(log)), stop_after_(stop_after) {}
+  bool Write(std::string_view piece) override {
+    std::lock_guard lock(log_->mu);
+    log_->data.append(piece);
+    log_->pieces.push_back(piece.size());
+    return log_->data.size() < stop_after_;
+  }
+  Response Finish(bool complete) override {
+    std::lock_guard lock(log_->mu);
+    log_->finishes.push_back(complete);
+    Response response;
+    response.status = complete ? 200 : 422;
+    response.content_type = "text/plain";
+    response.body = "bytes=" + std::to_string(log_->data.size());
+    response.route = "/import";
+    return response;
+  }
+
+ private:
+  std::shared_ptr<StreamLog> log_;
+  size_t stop_after_;
+};
+
+// A handler whose behaviour each test sets; it keeps every request and every Record call.
+class TestHandler : public Handler {
+ public:
+  std::function<BodyPlan(const Request&)> plan;
+  std::function<Response(const Request&)> handle;
+  std::function<std::variant<Response, std::unique_ptr<BodySink>>(const Request&)> open_stream;
+
+  BodyPlan PlanBody(const Request& head) override { return plan ? plan(head) : BodyPlan{}; }
+
+  Response Handle(const Request& request) override {
+    {
+      std::lock_guard lock(mu_);
+      handled_.push_back(request);
+    }
+    if (handle) return handle(request);
+    Response response;
+    response.content_type = "text/plain";
+    response.body = request.method + " " + request.path;
+    response.route = request.path;
+    response.actor = "tester";
+    return response;
+  }
+
+  std::variant<Response, std::unique_ptr<BodySink>> OpenStream(const Request& head) override {
+    {
+      std::lock_guard lock(mu_);
+      handled_.push_back(head);
+    }
+    if (open_stream) return open_stream(head);
+    Response refusal;
+    refusal.status = 404;
+    return refusal;
+  }
+
+  void Record(const Request& request, const Response& response, int64_t latency_us) override {
+    std::lock_guard lock(mu_);
+    records_.push_back({request, response, latency_us});
+    recorded_.notify_all();
+  }
+
+  std::vector<Request> Handled() {
+    std::lock_guard lock(mu_);
+    return handled_;
+  }
+  // The Record calls so far, once there are at least `n` (or after 5 s).
+  std::vector<Recorded> Records(size_t n) {
+    std::unique_lock lock(mu_);
+    recorded_.wait_for(lock, 5s, [&] { return records_.size() >= n; });
+    return records_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable recorded_;
+  std::vector<Request> handled_;
+  std::vector<Recorded> records_;
+};
+
+std::string Get(const std::string& target, const std::string& extra_headers = "") {
+  return "GET " + target + " HTTP/1.1\r\nHost: test\r\n" + extra_headers + "\r\n";
+}
+
+std::string Post(const std::string& target, const std::string& body,
+                 const std::string& extra_headers = "") {
+  return "POST " + target + " HTTP/1.1\r\nHost: test\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n" + extra_headers + "\r\n" + body;
+}
+
+// Herald's error contract, checked loosely: {"error":{"code":"<code>",...,"field":""}}.
+void ExpectError(const HttpReply& reply, int status, const std::string& code) {
+  EXPECT_EQ(reply.status, status);
+  EXPECT_EQ(reply.Header("content-type"), "application/json");
+  EXPECT_EQ(reply.body.rfind("{\"error\":{\"code\":\"" + code + "\",\"message\":\"", 0), 0u)
+      << reply.body;
+  EXPECT_NE(reply.body.find("\"field\":\"\"}}"), std::string::npos) << reply.body;
+  EXPECT_FALSE(reply.Header("x-request-id").empty());
+}
+
+class ServerTest : public ::testing::Test {
+ protected:
+  ServerTest() {
+    options_.listen = "127.0.0.1:0";
+    options_.io_threads = 2;
+    options_.worker_threads = 4;
+  }
+
+  void StartServer() {
+    server_ = MakeServer(options_, handler_);
+    const Status status = server_->Start();
+    ASSERT_TRUE(status.ok()) << status.error().code << ": " << status.error().message;
+    ASSERT_NE(server_->port(), 0);
+  }
+
+  std::unique_ptr<TestClient> Connect() {
+    auto client = TestClient::Connect(server_->port());
+    EXPECT_NE(client, nullptr);
+    return client;
+  }
+
+  ServerOptions options_;
+  std::shared_ptr<TestHandler> handler_ = std::make_shared<TestHandler>();
+  std::unique_ptr<Server> server_;
+};
+
+TEST_F(ServerTest, RoundTripDeliversMethodPathQueryHeadersAndBody) {
+  handler_->handle = [](const Request& request) {
+    Response response;
+    response.status = 201;
+    response.content_type = "text/plain";
+    response.body = "got:" + request.body;
+    response.headers = {{"X-Extra", "yes"}, {"Content-Length", "999"}};
+    return response;
+  };
+  StartServer();
+  auto client = Connect();
+  ASSERT_TRUE(client->Send(Post("/v1/a%20b/c?x=1&name=hello%20world&plus=a+b&x=2&flag", "payload",
+                                "X-Custom-Header: Value\r\n")));
+  const auto reply = client->Read();
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->status, 201);
+  EXPECT_EQ(reply->body, "got:payload");
+  EXPECT_EQ(reply->Header("content-length"), "11");
+  EXPECT_EQ(reply->Header("content-type"), "text/plain");
+  EXPECT_EQ(reply->Header("x-extra"), "yes");
+  EXPECT_EQ(reply->Header("server"), "herald");
+
+  const auto handled = handler_->Handled();
+  ASSERT_EQ(handled.size(), 1u);
+  const Request& request = handled[0];
+  EXPECT_EQ(request.method, "POST");
+  EXPECT_EQ(request.target, "/v1/a%20b/c?x=1&name=hello%20world&plus=a+b&x=2&flag");
+  EXPECT_EQ(request.path, "/v1/a b/c");
+  EXPECT_EQ(request.query, (Params{{"x", "1"}, {"name", "hello world"}, {"plus", "a b"},
+                                   {"x", "2"}, {"flag", ""}}));
+  ASSERT_NE(request.Query("x"), nullptr);
+  EXPECT_EQ(*request.Query("x"), "1");
+  EXPECT_EQ(request.Query("missing"), nullptr);
+  EXPECT_EQ(request.Header("x-custom-header"), "Value");
+  EXPECT_EQ(request.Header("host"), "test");
+  EXPECT_EQ(request.body, "payload");
+  EXPECT_EQ(request.remote, "127.0.0.1");
+  EXPECT_EQ(reply->Header("x-request-id"), request.request_id);
+}
+
+TEST_F(ServerTest, ChunkedBodyIsAssembledForTheHandler) {
+  handler_->handle = [](const Request& request) {
+    Response response;
+    response.body = request.body;
+    return response;
+  };
+  StartServer();
+  auto client = Connect();
+  ASSERT_TRUE(client->Send(
+      "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"));
+  const auto reply = client->Read();
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->status, 200);
+  EXPECT_EQ(reply->body, "hello world");
+}
+
+TEST_F(ServerTest, RequestIdIsEchoedWhenSaneAndMintedOtherwise) {
+  StartServer();
+  auto client = Connect();
+  ASSERT_TRUE(client->Send(Get("/a", "X-Request-Id: abc-123_X.y\r\n")));
+  const auto echoed = client->Read();
+  ASSERT_TRUE(echoed);
+  EXPECT_EQ(echoed->Header("x-request-id"), "abc-123_X.y");
+
+  ASSERT_TRUE(client->Send(Get("/b", "X-Request-Id: not sane!\r\n")));
+  const auto replaced = client->Read();
+  ASSERT_TRUE(replaced);
+  const std::string minted = replaced->Header("x-request-id");
+  EXPECT_EQ(minted.size(), 16u);
+  EXPECT_EQ(minted.find_first_not_of("0123456789abcdef"), std::string::npos) << minted;
+
+  ASSERT_TRUE(client->Send(Get("/c")));
+  const auto fresh = client->Read();
+  ASSERT_TRUE(fresh);
+  EXPECT_EQ(fresh->Header("x-request-id").size(), 16u);
+  EXPECT_NE(fresh->Header("x-request-id"), minted);
+
+  const auto handled = handler_->Handled();
+  ASSERT_EQ(handled.size(), 3u);
+  EXPECT_EQ(handled[0].request_id, "abc-123_X.y");
+  EXPECT_EQ(handled[1].request_id, minted);
+}
+
+TEST_F(ServerTest, KeepAliveServesRequestsOnOneConnectionUntilConnectionClose) {
+  StartServer();
+  auto client = Connect();
+  ASSERT_TRUE(client->Send(Get("/first")));
+  const auto first = client->Read();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->body, "GET /first");
+  EXPECT_NE(Lower(first->Header("connection")), "close");
+
+  ASSERT_TRUE(client->Send(Get("/second", "Connection: close\r\n")));
+  const auto second = client->Read();
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->body, "GET /second");
+  EXPECT_EQ(Lower(second->Header("connection")), "close");
+  EXPECT_TRUE(client->ClosedWithin(2s));
+}
+
+TEST_F(ServerTest, PipelinedRequestsAreAnsweredInOrder) {
+  StartServer();
+  auto client = Connect();
+  ASSERT_TRUE(client->Send(Get("/one") + Post("/two", "x") + Get("/three")));
+  for (const char* expected : {"GET /one", "POST /two", "GET /three"}) {
+    const auto reply = client->Read();
+    ASSERT_TRUE(reply);
+    EXPECT_EQ(reply->body, expected);
+  }
+}
+
+TEST_F(ServerTest, HeadResponseAnnouncesLengthWithoutBody) {
+  StartServer();
+  auto client = Connect();
+  ASSERT_TRUE(client->Send("HEAD /thing HTTP/1.1\r\nHost: t\r\n\r\n"));
+  const auto head = client->Read(/*head_request=*/true);
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->status, 200);
+  EXPECT_EQ(head->Header("content-length"), std::to_string(std::string("HEAD /thing").size()));
+  // The connection is still in step: the next response is read cleanly.
+  ASSERT_TRUE(client->Send(Get("/after")));
+  const auto after = client->Read();
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->body, "GET /after");
+}
+
+TEST_F(ServerTest, OversizedContentLengthGets413AndTheConnectionCloses) {
+  handler_->plan = [](const Request&) { return BodyPlan{false, 100}; };
+  StartServer();
+  auto client = Connect();
+  ASSERT_TRUE(client->Send(Post("/big", std::string(1000, 'x'))));
+  const auto reply = client->Read();
+  ASSERT_TRUE(reply);
+  ExpectError(*reply, 413, "body_too_large");
+  EXPECT_NE(reply->body.find("100 bytes"), std::string::npos) << reply->body;
+  EXPECT_TRUE(client->ClosedWithin(3s));
+  EXPECT_TRUE(handler_->Handled().empty());
+}
+
+TEST_F(ServerTest, OversizedChunkedBodyGets413) {
+  handler_->plan = [](const Request&) { return BodyPlan{false, 100}; };
+  StartServer();
+  auto client = Connect();
+  const std::string chunk = "3c\r\n" + std::string(60, 'y') + "\r\n";
+  ASSERT_TRUE(client->Send("POST /big HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                           chunk + chunk + chunk + "0\r\n\r\n"));
+  const auto reply = client->Read();
+  ASSERT_TRUE(reply);
+  ExpectError(*reply, 413, "body_too_large");
+  EXPECT_TRUE(client->ClosedWithin(3s));
+  EXPECT_TRUE(handler_->Handled().empty());
+}
+
+TEST_F(ServerTest, ExpectContinueGets100BeforeTheBody) {
+  StartServer();
+  auto client = Connect();
+  ASSERT_TRUE(client->Send(
+      "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n"));
+  const auto interim = client->Read();
+  ASSERT_TRUE(interim);
+  EXPECT_EQ(interim->status, 100);
+  ASSERT_TRUE(client->Send("data"));
+  const auto reply = client->Read();
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->status, 200);
+  ASSERT_EQ(handler_->Handled().size(), 1u);
+  EXPECT_EQ(handler_->Handled()[0].body, "data");
+}
+
+TEST_F(ServerTest, MalformedRequestGets400AndCloses) {
+  StartServer();
+  auto client = Connect();
+  ASSERT_TRUE(client->Send("THIS IS NOT HTTP\r\n\r\n"));
+  const auto reply = client->Read();
+  ASSERT_TRUE(reply);
+  ExpectError(*reply, 400, "malformed_request");
+  EXPECT_TRUE(client->ClosedWithin(3s));
+  const auto records = handler_->Records(1);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].response.status, 400);
+  EXPECT_EQ(records[0].response.route, "");
+  EXPECT_EQ(records[0].response.actor, "anonymous");
+}
+
+TEST_F(ServerTest, OversizedHeadGets431) {
+  options_.max_header_bytes = 1024;
+  StartServer();
+  auto client = Connect();
+  ASSERT_TRUE(client->Send(Get("/", "X-Big: " + std::string(2000, 'a') + "\r\n")));
+  const auto reply = client->Read();
+  ASSERT_TRUE(reply);
+  ExpectError(*reply, 431, "headers_too_large");
+  EXPECT_TRUE(client->ClosedWithin(3s));
+}
+
+TEST_F(ServerTest, SilentConnectionIsClosedAfterHeaderTimeout) {
+  options_.header_timeout_ms = 200;
+  StartServer();
+  auto client = Connect();
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(client->ClosedWithin(3s));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 150ms);
+  EXPECT_TRUE(handler_->Records(0).empty());  // nothing was sent, so nothing is recorded
+}
+
+TEST_F(ServerTest, PartialHeadGets408) {
+  options_.header_timeout_ms = 200;
+  StartServer();
+  auto client = Connect();
+  ASSERT_TRUE(client->Send("GET /slow HTTP/1.1\r\nHost: t\r\n"));
+  const auto reply = client->Read();
+  ASSERT_TRUE(reply);
+  ExpectError(*reply, 408, "request_timeout");
+  EXPECT_TRUE(client->ClosedWithin(3s));
+  const auto records = handler_->Records(1);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].response.status, 408);
+}
+
+TEST_F(ServerTest, IdleKeepAliveConnectionIsClosedAfterIdleTimeout) {
+  options_.idle_timeout_ms = 200;
+  StartServer();
+  auto client = Connect();
+  ASSERT_TRUE(client->Send(Get("/")));
+  ASSERT_TRUE(client->Read());
+  EXPECT_TRUE(client->ClosedWithin(3s));
+}
+
+TEST_F(ServerTest, StreamedBodyArrivesCompleteAndInOrder) {
+  auto log = std::make_shared<StreamLog>();
+  handler_->plan = [](const Request&) { return BodyPlan{true, 16u << 20}; };
+  handler_->open_stream = [log](const Request&) -> std::variant<Response, std::unique_ptr<BodySink>> {
+    return std::make_unique<CollectingSink>(log);
+  };
+  StartServer();
+  std::string body(5 << 20, '\0');
+  for (size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>((i * 7 + i / 4096) % 251);
+  auto client = Connect();
+  ASSERT_TRUE(client->Send(Post("/import", body)));
+  const auto reply = client->Read();
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->status, 200);
+  EXPECT_EQ(reply->body, "bytes=" + std::to_string(body.size()));
+
+  std::lock_guard lock(log->mu);
+  EXPECT_TRUE(log->data == body) << "the streamed body differs from what was sent";
+  EXPECT_GE(log->pieces.size(), 20u);  // 5 MiB in pieces of at most 256 KiB
+  for (size_t piece : log->pieces) EXPECT_LE(piece, 256u * 1024);
+  EXPECT_EQ(log->finishes, std::vector<bool>{true});
+}
+
+TEST_F(ServerTest, ChunkedStreamedBodyArrivesComplete) {
+  auto log = std::make_shared<StreamLog>();
+  handler_->plan = [](const Request&) { return BodyPlan{true, 1 << 20}; };
+  handler_->open_stream = [log](const Request&) -> std::variant<Response, std::unique_ptr<BodySink>> {
+    return std::make_unique<CollectingSink>(log);
+  };
+  StartServer();
+  auto client = Connect();
+  ASSERT_TRUE(client->Send(
+      "POST /import HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n"));
+  const auto reply = client->Read();
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->status, 200);
+  std::lock_guard lock(log->mu);
+  EXPECT_EQ(log->data, "{\"a\":1}");
+  EXPECT_EQ(log->finishes, std::vector<bool>{true});
+}
+
+TEST_F(ServerTest, StreamedBodyOverTheLimitGets413AndFinishesIncomplete) {
+  auto log = std::make_shared<StreamLog>();
+  handler_->plan = [](const Request&) { return BodyPlan{true, 1000}; };
+  handler_->open_stream = [log](const Request&) -> std::variant<Response, std::unique_ptr<BodySink>> {
+    return std::make_unique<CollectingSink>(log);
+  };
+  StartServer();
+  auto client = Connect();
+  const std::string chunk = "258\r\n" + std::string(600, 'z') + "\r\n";  // 600 bytes a chunk
+  ASSERT_TRUE(client->Send(
+      "POST /import HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk + chunk +
+      "0\r\n\r\n"));
+  const auto reply = client->Read();
+  ASSERT_TRUE(reply);
+  ExpectError(*reply, 413, "body_too_large");
+  EXPECT_NE(reply->body.find("1000 bytes"), std::string::npos) << reply->body;
+  const auto records = handler_->Records(1);
+  std::lock_guard lock(log->mu);
+  EXPECT_EQ(log->finishes, std::vector<bool>{false});
+}
+
+TEST_F(ServerTest, SinkThatStopsReadingAnswersFromFinish) {
+  auto log = std::make_shared<StreamLog>();
+  handler_->plan = [](const Request&) { return BodyPlan{true, 16u << 20}; };
+  handler_->open_stream = [log](const Request&) -> std::variant<Response, std::unique_ptr<BodySink>> {
+    return std::make_unique<CollectingSink>(log, /*stop_after=*/1);
+  };
+  StartServer();
+  auto client = Connect();
+  ASSERT_TRUE(client->Send(Post("/import", std::string(1 << 20, 'q'))));
+  const auto reply = client->Read();
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->status, 422);
+  EXPECT_EQ(Lower(reply->Header("connection")), "close");
+  std::lock_guard lock(log->mu);
+  EXPECT_EQ(log->pieces.size(), 1u);
+  EXPECT_EQ(log->finishes, std::vector<bool>{false});
+}
+
+TEST_F(ServerTest, OpenStreamRefusalIsSent) {
+  handler_->plan = [](const Request&) { return BodyPlan{true, 1 << 20}; };
+  handler_->open_stream = [](const Request&) -> std::variant<Response, std::unique_ptr<BodySink>> {
+    Response refusal;
+    refusal.status = 401;
+    refusal.body = R"({"error":{"code":"unauthenticated","message":"No key.","field":""}})";
+    refusal.route = "/v1/users:import";
+    return refusal;
+  };
+  StartServer();
+  auto client = Connect();
+  ASSERT_TRUE(client->Send(Post("/v1/users:import", std::string(5000, 'n'))));
+  const auto reply = client->Read();
+  ASSERT_TRUE(reply);
+  ExpectError(*reply, 401, "unauthenticated");
+  EXPECT_EQ(Lower(reply->Header("connection")), "close");  // the body was left unread
+  EXPECT_TRUE(client->ClosedWithin(3s));
+  const auto records = handler_->Records(1);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].response.route, "/v1/users:import");
+}
+
+TEST_F(ServerTest, RecordIsCalledForEveryResponseIncludingRefusals) {
+  handler_->plan = [](const Request& head) {
+    return BodyPlan{false, head.path == "/small" ? 10u : 1000u};
+  };
+  StartServer();
+  auto client = Connect();
+  ASSERT_TRUE(client->Send(Get("/ok", "X-Request-Id: first\r\n")));
+  ASSERT_TRUE(client->Read());
+  ASSERT_TRUE(client->Send(Post("/small", std::string(50, 's'), "X-Request-Id: second\r\n")));
+  const auto refused = client->Read();
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 413);
+
+  const auto records = handler_->Records(2);
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[0].request.request_id, "first");
+  EXPECT_EQ(records[0].response.status, 200);
+  EXPECT_EQ(records[0].response.route, "/ok");
+  EXPECT_EQ(records[0].response.actor, "tester");
+  EXPECT_GE(records[0].latency_us, 0);
+  EXPECT_EQ(records[1].request.request_id, "second");
+  EXPECT_EQ(records[1].request.path, "/small");
+  EXPECT_EQ(records[1].response.status, 413);
+  EXPECT_EQ(records[1].response.route, "");
+  EXPECT_EQ(records[1].response.actor, "anonymous");
+}
+
+TEST_F(ServerTest, HandlerExceptionBecomes500AndTheConnectionSurvives) {
+  handler_->handle = [](const Request& request) -> Response {
+    if (request.path == "/boom") throw std::runtime_error("boom");
+    return Response{};
+  };
+  StartServer();
+  auto client = Connect();
+  ASSERT_TRUE(client->Send(Get("/boom")));
+  const auto reply = client->Read();
+  ASSERT_TRUE(reply);
+  ExpectError(*reply, 500, "internal_error");
+  ASSERT_TRUE(client->Send(Get("/fine")));
+  const auto next = client->Read();
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->status, 200);
+}
+
+TEST_F(ServerTest, PeerResetMidRequestDoesNotDisturbTheServer) {
+  auto log = std::make_shared<StreamLog>();
+  handler_->plan = [](const Request& head) { return BodyPlan{head.path == "/stream", 1 << 20}; };
+  handler_->open_stream = [log](const Request&) -> std::variant<Response, std::unique_ptr<BodySink>> {
+    return std::make_unique<CollectingSink>(log);
+  };
+  StartServer();
+  {
+    auto buffered = Connect();
+    ASSERT_TRUE(buffered->Send("POST /buffered HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n"
+                               "only a little"));
+    auto streamed = Connect();
+    ASSERT_TRUE(streamed->Send("POST /stream HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n"
+                               "only a little"));
+    std::this_thread::sleep_for(100ms);
+    buffered->Reset();
+    streamed->Reset();
+  }
+  for (int i = 0; i < 100; ++i) {
+    {
+      std::lock_guard lock(log->mu);
+      if (!log->finishes.empty()) break;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  {
+    std::lock_guard lock(log->mu);
+    EXPECT_EQ(log->finishes, std::vector<bool>{false});
+  }
+  auto client = Connect();
+  ASSERT_TRUE(client->Send(Get("/still-alive")));
+  const auto reply = client->Read();
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->body, "GET /still-alive");
+}
+
+TEST_F(ServerTest, ConnectionsPastTheLimitAreClosed) {
+  options_.max_connections = 2;
+  StartServer();
+  auto first = Connect();
+  auto second = Connect();
+  for (auto* client : {first.get(), second.get()}) {
+    ASSERT_TRUE(client->Send(Get("/")));
+    ASSERT_TRUE(client->Read());
+  }
+  auto third = Connect();
+  EXPECT_TRUE(third->ClosedWithin(3s));
+  first.reset();  // a slot frees up once the server sees the close
+  std::this_thread::sleep_for(200ms);
+  auto fourth = Connect();
+  ASSERT_TRUE(fourth->Send(Get("/")));
+  EXPECT_TRUE(fourth->Read());
+}
+
+TEST_F(ServerTest, GracefulStopLetsInFlightRequestFinishAndClosesIdleConnections) {
+  options_.shutdown_grace_ms = 5000;
+  std::promise<void> started;
+  handler_->handle = [&started](const Request& request) {
+    Response response;
+    if (request.path == "/slow") {
+      started.set_value();
+      std::this_thread::sleep_for(300ms);
+      response.body = "slow done";
+    }
+    return response;
+  };
+  StartServer();
+  const uint16_t port = server_->port();
+  auto idle = Connect();
+  ASSERT_TRUE(idle->Send(Get("/quick")));
+  ASSERT_TRUE(idle->Read());
+
+  std::optional<HttpReply> slow_reply;
+  std::thread slow_client([&] {
+    auto client = TestClient::Connect(port);
+    if (client == nullptr || !client->Send(Get("/slow"))) return;
+    slow_reply = client->Read();
+  });
+  ASSERT_EQ(started.get_future().wait_for(5s), std::future_status::ready);
+  const auto stop_began = std::chrono::steady_clock::now();
+  server_->Stop();
+  const auto stop_took = std::chrono::steady_clock::now() - stop_began;
+  slow_client.join();
+
+  ASSERT_TRUE(slow_reply);
+  EXPECT_EQ(slow_reply->status, 200);
+  EXPECT_EQ(slow_reply->body, "slow done");
+  EXPECT_EQ(Lower(slow_reply->Header("connection")), "close");
+  EXPECT_GE(stop_took, 200ms);  // it waited for the in-flight request...
+  EXPECT_LT(stop_took, 3s);     // ...but not for the idle keep-alive connection
+  EXPECT_TRUE(idle->ClosedWithin(1s));
+  EXPECT_EQ(TestClient::Connect(port), nullptr);  // no longer accepting
+  server_->Stop();                                 // idempotent
+}
+
+TEST_F(ServerTest, ListenOnABusyPortFails) {
+  StartServer();
+  ServerOptions options = options_;
+  options.listen = "127.0.0.1:" + std::to_string(server_->port());
+  auto second = MakeServer(options, handler_);
+  const Status status = second->Start();
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.error().kind, ErrorKind::kUnavailable);
+  EXPECT_EQ(status.error().code, "listen_failed");
+  EXPECT_NE(status.error().message.find("in use"), std::string::npos) << status.error().message;
+}
+
+TEST_F(ServerTest, ListenAcceptsLocalhostAndRejectsNonsense) {
+  options_.listen = "localhost:0";
+  server_ = MakeServer(options_, handler_);
+  ASSERT_TRUE(server_->Start().ok());
+  auto client = Connect();
+  ASSERT_TRUE(client->Send(Get("/")));
+  EXPECT_TRUE(client->Read());
+
+  for (const char* bad : {"nonsense", "127.0.0.1:99999", "example.com:80", "::1:80"}) {
+    ServerOptions options = options_;
+    options.listen = bad;
+    const Status status = MakeServer(options, handler_)->Start();
+    ASSERT_FALSE(status.ok()) << bad;
+    EXPECT_EQ(status.error().code, "listen_invalid") << bad;
+  }
+}
+
+// A self-signed certificate for "localhost" and its key, written as PEM files.
+class TlsFiles {
+ public:
+  TlsFiles() {
+    char pattern[] = "/tmp/herald_http_test_XXXXXX";
+    dir_ = ::mkdtemp(pattern);
+    cert_ = dir_ + "/cert.pem";
+    key_ = dir_ + "/key.pem";
+    EVP_PKEY* key = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
+    X509* cert = X509_new();
+    X509_set_version(cert, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+    X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(cert), 24 * 3600);
+    X509_set_pubkey(cert, key);
+    X509_NAME* name = X509_get_subject_name(cert);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                               reinterpret_cast<const unsigned char*>("localhost"), -1, -1, 0);
+    X509_set_issuer_name(cert, name);
+    for (auto [nid, value] : {std::pair{NID_basic_constraints, "critical,CA:TRUE"},
+                              std::pair{NID_subject_alt_name, "DNS:localhost"}}) {
+      X509_EXTENSION* extension = X509V3_EXT_conf_nid(nullptr, nullptr, nid, value);
+      X509_add_ext(cert, extension, -1);
+      X509_EXTENSION_free(extension);
+    }
+    X509_sign(cert, key, EVP_sha256());
+    FILE* cert_out = std::fopen(cert_.c_str(), "w");
+    PEM_write_X509(cert_out, cert);
+    std::fclose(cert_out);
+    FILE* key_out = std::fopen(key_.c_str(), "w");
+    PEM_write_PrivateKey(key_out, key, nullptr, nullptr, 0, nullptr, nullptr);
+    std::fclose(key_out);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+  }
+  ~TlsFiles() { std::filesystem::remove_all(dir_); }
+
+  const std::string& dir() const { return dir_; }
+  const std::string& cert() const { return cert_; }
+  const std::string& key() const { return key_; }
+
+ private:
+  std::string dir_;
+  std::string cert_;
+  std::string key_;
+};
+
+TEST_F(ServerTest, TlsRoundTrip) {
+  TlsFiles files;
+  options_.tls_cert_file = files.cert();
+  options_.tls_key_file = files.key();
+  StartServer();
+
+  SSL_CTX* context = SSL_CTX_new(TLS_client_method());
+  ASSERT_NE(context, nullptr);
+  ASSERT_EQ(SSL_CTX_load_verify_locations(context, files.cert().c_str(), nullptr), 1);
+  SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nullptr);
+  {
+    auto client = TestClient::Connect(server_->port(), context);
+    ASSERT_NE(client, nullptr) << "TLS handshake failed";
+    ASSERT_TRUE(client->Send(Post("/secure?x=1", "secret")));
+    const auto reply = client->Read();
+    ASSERT_TRUE(reply);
+    EXPECT_EQ(reply->status, 200);
+    EXPECT_EQ(reply->body, "POST /secure");
+    ASSERT_TRUE(client->Send(Get("/again")));  // keep-alive over TLS
+    const auto again = client->Read();
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again->body, "GET /again");
+  }
+  // Plain HTTP on the HTTPS port gets nothing back.
+  auto plain = Connect();
+  ASSERT_TRUE(plain->Send(Get("/")));
+  EXPECT_FALSE(plain->Read());
+  SSL_CTX_free(context);
+  ASSERT_EQ(handler_->Handled().size(), 2u);
+}
+
+TEST_F(ServerTest, BadTlsFilesFailStart) {
+  TlsFiles files;
+  const std::string garbage = files.dir() + "/garbage.pem";
+  FILE* out = std::fopen(garbage.c_str(), "w");
+  std::fputs("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n", out);
+  std::fclose(out);
+  const std::pair<std::string, std::string> bad_pairs[] = {
+      {files.dir() + "/missing.pem", files.key()},
+      {garbage, files.key()},
+      {files.cert(), garbage},
+      {files.cert(), ""},
+  };
+  for (const auto& [cert, key] : bad_pairs) {
+    options_.tls_cert_file = cert;
+    options_.tls_key_file = key;
+    auto server = MakeServer(options_, handler_);
+    const Status status = server->Start();
+    ASSERT_FALSE(status.ok()) << cert << " " << key;
+    EXPECT_EQ(status.error().kind, ErrorKind::kUnavailable);
+    EXPECT_EQ(status.error().code, "tls_config_invalid");
+  }
+}
+
+}  // namespace
+}  // namespace herald::http

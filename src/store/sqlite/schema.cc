@@ -1,0 +1,183 @@
+#include "store/sqlite/schema.h"
+
+#include <iterator>
+#include <string>
+
+namespace herald::sqlite {
+namespace {
+
+// Internal row keys are INTEGER PRIMARY KEYs named `pk`; the ids Herald shows (tenant ids, device
+// ids, external ids) are ordinary columns. Child rows point at their parent's pk, so indexes stay
+// small and a user's devices and memberships sort by user pk, the order fanout pages in.
+//
+// Migration i (0-based) brings the schema from version i to version i + 1. Never edit a shipped
+// migration: append a new one.
+constexpr const char* kMigrations[] = {
+    // ---- version 1 ----
+    R"sql(
+CREATE TABLE meta (
+  k TEXT PRIMARY KEY,
+  v BLOB NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE tenants (
+  pk INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  name TEXT NOT NULL,
+  delivery_deadline_minutes INTEGER NOT NULL,
+  default_consent_days INTEGER NOT NULL,
+  wrapped_key BLOB NOT NULL,              -- the tenant's data key, wrapped by the master key
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+
+CREATE TABLE api_keys (
+  id TEXT PRIMARY KEY,
+  tenant_pk INTEGER NOT NULL REFERENCES tenants(pk),
+  name TEXT NOT NULL,
+  scopes TEXT NOT NULL,                   -- space-separated
+  hash BLOB NOT NULL,
+  created_at INTEGER NOT NULL,
+  revoked_at INTEGER
+);
+CREATE INDEX api_keys_tenant ON api_keys(tenant_pk, created_at);
+
+CREATE TABLE provider_settings (
+  tenant_pk INTEGER NOT NULL REFERENCES tenants(pk),
+  channel TEXT NOT NULL,
+  config_sealed BLOB NOT NULL,            -- PiiCipher::Seal(config_json, "providers")
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (tenant_pk, channel)
+) WITHOUT ROWID;
+
+CREATE TABLE users (
+  pk INTEGER PRIMARY KEY,
+  tenant_pk INTEGER NOT NULL REFERENCES tenants(pk),
+  external_id TEXT NOT NULL,
+  name_sealed BLOB NOT NULL,              -- PiiCipher::Seal(name, "name")
+  opt_in INTEGER NOT NULL,
+  consent_from INTEGER NOT NULL,
+  consent_until INTEGER NOT NULL,
+  version INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  UNIQUE (tenant_pk, external_id)
+);
+CREATE INDEX users_consent_until ON users(consent_until);
+
+CREATE TABLE devices (
+  pk INTEGER PRIMARY KEY,
+  id TEXT NOT NULL,
+  user_pk INTEGER NOT NULL REFERENCES users(pk) ON DELETE CASCADE,
+  channel TEXT NOT NULL,
+  address_sealed BLOB NOT NULL,           -- PiiCipher::Seal(address, "addr:<channel>")
+  address_bidx BLOB NOT NULL,             -- PiiCipher::BlindIndex(address, "addr:<channel>")
+  disabled INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  UNIQUE (user_pk, channel, address_bidx)
+);
+
+CREATE TABLE tenant_groups (
+  pk INTEGER PRIMARY KEY,
+  tenant_pk INTEGER NOT NULL REFERENCES tenants(pk),
+  group_key TEXT NOT NULL,
+  name TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  UNIQUE (tenant_pk, group_key)
+);
+
+-- (group_pk, user_pk) lets fanout walk a group's members in user pk order, page by page, and
+-- join each member's devices through devices(user_pk, ...).
+CREATE TABLE memberships (
+  group_pk INTEGER NOT NULL REFERENCES tenant_groups(pk) ON DELETE CASCADE,
+  user_pk INTEGER NOT NULL REFERENCES users(pk) ON DELETE CASCADE,
+  PRIMARY KEY (group_pk, user_pk)
+) WITHOUT ROWID;
+CREATE INDEX memberships_user ON memberships(user_pk, group_pk);
+
+CREATE TABLE audit (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  tenant_id TEXT NOT NULL,                -- '' for calls that name no tenant
+  at INTEGER NOT NULL,
+  actor TEXT NOT NULL,
+  method TEXT NOT NULL,
+  route TEXT NOT NULL,
+  status INTEGER NOT NULL,
+  request_id TEXT NOT NULL,
+  latency_us INTEGER NOT NULL
+);
+CREATE INDEX audit_tenant ON audit(tenant_id, id);
+)sql",
+};
+
+constexpr int kVersions = static_cast<int>(std::size(kMigrations));
+
+constexpr std::string_view kMasterCheckKey = "master_key_check";
+constexpr std::string_view kMasterCheckContext = "herald:master-key-check";
+
+Status InTransaction(Connection& conn, auto&& body) {
+  Status s = conn.Exec("BEGIN IMMEDIATE");
+  if (!s.ok()) return s;
+  s = body();
+  if (s.ok()) s = conn.Exec("COMMIT");
+  if (!s.ok() && !conn.InAutocommit()) (void)conn.Exec("ROLLBACK");
+  return s;
+}
+
+}  // namespace
+
+int CurrentSchemaVersion() { return kVersions; }
+
+Status Migrate(Connection& conn) {
+  return InTransaction(conn, [&]() -> Status {
+    Status s = conn.Exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
+    if (!s.ok()) return s;
+    int64_t version = 0;
+    bool has_row = false;
+    {
+      Stmt q = conn.Prepare("SELECT version FROM schema_version");
+      Result<bool> row = q.Next();
+      if (!row.ok()) return row.take_error();
+      if (*row) {
+        has_row = true;
+        version = q.Int(0);
+      }
+    }
+    if (version > kVersions) {
+      return MakeError(ErrorKind::kUnavailable, "schema_too_new",
+                       "The database has schema version " + std::to_string(version) +
+                           " but this binary knows versions up to " + std::to_string(kVersions) +
+                           "; run a newer Herald.");
+    }
+    for (int64_t v = version; v < kVersions; ++v) {
+      s = conn.Exec(kMigrations[v]);
+      if (!s.ok()) return s;
+    }
+    if (version == kVersions) return Status::Ok();
+    Stmt w = has_row ? conn.Prepare("UPDATE schema_version SET version = ?1")
+                     : conn.Prepare("INSERT INTO schema_version (version) VALUES (?1)");
+    return w.Bind(1, int64_t{kVersions}).Run();
+  });
+}
+
+Status CheckMasterKey(Connection& conn, const crypto::Key& master) {
+  return InTransaction(conn, [&]() -> Status {
+    Stmt q = conn.Prepare("SELECT v FROM meta WHERE k = ?1");
+    q.Bind(1, kMasterCheckKey);
+    Result<bool> row = q.Next();
+    if (!row.ok()) return row.take_error();
+    if (*row) {
+      if (!crypto::UnwrapDataKey(master, q.Blob(0), kMasterCheckContext).ok()) {
+        return MakeError(ErrorKind::kUnavailable, "master_key_mismatch",
+                         "The master key does not match the one this database was created "
+                         "with; start Herald with the original HERALD_MASTER_KEY.");
+      }
+      return Status::Ok();
+    }
+    crypto::Bytes check = crypto::WrapDataKey(master, crypto::RandomKey(), kMasterCheckContext);
+    Stmt w = conn.Prepare("INSERT INTO meta (k, v) VALUES (?1, ?2)");
+    return w.Bind(1, kMasterCheckKey).BindBlob(2, check).Run();
+  });
+}
+
+}  // namespace herald::sqlite

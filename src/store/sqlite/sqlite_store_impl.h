@@ -1,0 +1,105 @@
+// SqliteStore: the Store behind OpenSqliteStore (see sqlite_store.h for the design). Its methods
+// are defined by responsibility in sqlite_store.cc (tenants, keys, provider settings, audit,
+// health), user_store.cc (users and devices), group_store.cc (groups and memberships) and
+// consent_store.cc (consent expiry).
+//
+// Every method follows one shape: resolve the tenant (row key + cipher, cached), seal PII on the
+// calling thread, then either run SQL on a leased read connection inside a ReadTxn or hand a
+// closure that only does SQL to the Writer and wait for it. No exception leaves a method.
+#pragma once
+
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "store/sqlite/read_pool.h"
+#include "store/sqlite/sqlite_store.h"
+#include "store/sqlite/tenant_keys.h"
+#include "store/sqlite/writer.h"
+#include "store/store.h"
+
+namespace herald::sqlite {
+
+class SqliteStore final : public Store {
+ public:
+  SqliteStore(const crypto::Key& master, std::unique_ptr<ReadPool> readers,
+              std::unique_ptr<Writer> writer);
+  ~SqliteStore() override;
+
+  Result<Tenant> CreateTenant(Tenant tenant) override;
+  Result<Tenant> GetTenant(std::string_view tenant_id) override;
+  Result<Page<Tenant>> ListTenants(const PageRequest& page) override;
+  Result<Tenant> UpdateTenant(const Tenant& tenant) override;
+
+  Status CreateApiKey(const ApiKey& key, const std::vector<uint8_t>& hash) override;
+  Result<ApiKeyRecord> GetApiKey(std::string_view key_id) override;
+  Result<std::vector<ApiKey>> ListApiKeys(std::string_view tenant_id) override;
+  Status RevokeApiKey(std::string_view tenant_id, std::string_view key_id) override;
+
+  Status PutProviderSettings(const ProviderSettings& settings) override;
+  Result<ProviderSettings> GetProviderSettings(std::string_view tenant_id,
+                                               Channel channel) override;
+
+  Result<PutUserOutcome> PutUser(const User& user,
+                                 std::optional<int64_t> expected_version) override;
+  Result<std::vector<ImportLineResult>> PutUsers(std::string_view tenant_id,
+                                                 std::vector<User> users) override;
+  Result<User> GetUser(std::string_view tenant_id, std::string_view external_id) override;
+  Status DeleteUser(std::string_view tenant_id, std::string_view external_id) override;
+  Result<Device> AddDevice(std::string_view tenant_id, std::string_view external_id,
+                           Device device) override;
+  Status RemoveDevice(std::string_view tenant_id, std::string_view external_id,
+                      std::string_view device_id) override;
+
+  Result<Group> PutGroup(const Group& group) override;
+  Result<Group> GetGroup(std::string_view tenant_id, std::string_view key) override;
+  Status DeleteGroup(std::string_view tenant_id, std::string_view key) override;
+  Status AddMember(std::string_view tenant_id, std::string_view group_key,
+                   std::string_view external_id) override;
+  Status RemoveMember(std::string_view tenant_id, std::string_view group_key,
+                      std::string_view external_id) override;
+  Result<std::vector<std::string>> AddMembers(std::string_view tenant_id,
+                                              std::string_view group_key,
+                                              const std::vector<std::string>& ids) override;
+  Result<Page<std::string>> ListMembers(std::string_view tenant_id, std::string_view group_key,
+                                        const PageRequest& page) override;
+
+  Result<std::optional<UnixMillis>> NextConsentExpiry() override;
+  Result<int64_t> EraseExpiredUsers(UnixMillis now, int limit) override;
+  void SetConsentExpiryListener(std::function<void(UnixMillis)> listener) override;
+
+  void AppendAudit(AuditRecord record) override;
+  Result<Page<AuditRecord>> ListAudit(std::string_view tenant_id,
+                                      const PageRequest& page) override;
+  Status Flush() override;
+
+  Status Ping() override;
+
+ private:
+  // Counts live members of a group (a read; 0 when it fails).
+  int64_t CountMembers(int64_t group_pk, UnixMillis now);
+  void NotifyConsentExpiry(UnixMillis earliest);
+
+  std::unique_ptr<ReadPool> readers_;
+  TenantKeys tenants_;
+  std::unique_ptr<Writer> writer_;  // destroyed first: drains queued writes
+  std::function<void(UnixMillis)> consent_listener_;
+};
+
+// Runs `body`, turning any exception into kInternal: no exception crosses the Store interface.
+template <typename F>
+auto NoThrow(F&& body) noexcept -> decltype(body()) {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    return MakeError(ErrorKind::kInternal, "internal", std::string("Store failed: ") + e.what());
+  } catch (...) {
+    return MakeError(ErrorKind::kInternal, "internal", "Store failed.");
+  }
+}
+
+}  // namespace herald::sqlite
