@@ -1,0 +1,102 @@
+// Herald's outbound client: HTTP/1.1 and HTTP/2 (multiplexed, connection reuse) and SMTP
+// submission, on libcurl's multi interface driven by one Asio event loop thread
+// (curl_multi_socket_action): no thread per request, thousands of requests in flight.
+// This header is curl- and Asio-free.
+//
+// Thread-safety: Send/SendMail may be called from any thread. Completion callbacks run on the
+// client's event-loop thread: they must be quick and must not block (hand work elsewhere).
+// Destruction completes every pending request with an error (curl_code != 0, error "client shut
+// down") on the event-loop thread before returning; never destroy the client from one of its
+// own completion callbacks. A Send/SendMail that races with destruction (e.g. made from a
+// completion callback during shutdown) completes at once, on the calling thread, with that error.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace herald::net {
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+struct HttpRequest {
+  std::string method = "POST";
+  std::string url;  // http:// or https://
+  Headers headers;
+  std::string body;
+  int timeout_ms = 10'000;  // whole request, connect included
+  // http:// URLs: speak HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1. https:// URLs
+  // always offer h2 via ALPN and fall back to HTTP/1.1.
+  bool h2c = false;
+  bool verify_tls = true;  // off only for tests against self-signed loopback peers
+  std::string ca_file;     // extra trust anchor (PEM), e.g. the simulator's certificate
+};
+
+struct HttpResponse {
+  int status = 0;   // 0 when no response arrived
+  Headers headers;  // names lower-cased
+  std::string body;
+  int curl_code = 0;  // CURLcode; 0 = a response arrived
+  std::string error;  // curl's message when curl_code != 0
+  bool timed_out = false;
+  bool sent = false;     // the request was (at least partly) written: a retry may duplicate
+  int http_version = 0;  // 11 or 2
+  double total_ms = 0;
+
+  // The first header of that (lower-case) name, or "".
+  std::string_view Header(std::string_view name) const;
+};
+
+struct SmtpMessage {
+  std::string url;           // smtp://host:port (STARTTLS when offered) or smtps://host:port
+  bool require_tls = false;  // refuse to send without STARTTLS
+  bool verify_tls = true;
+  std::string ca_file;
+  std::string username;  // AUTH PLAIN/LOGIN when set
+  std::string password;
+  std::string mail_from;
+  std::vector<std::string> rcpt_to;
+  std::string data;  // the RFC 5322 message, CRLF line ends
+  int timeout_ms = 30'000;
+};
+
+struct SmtpResult {
+  int code = 0;       // the last SMTP reply code (e.g. 250, 451, 550); 0 when none
+  std::string reply;  // the last reply line, e.g. "550 5.1.1 user unknown"
+  int curl_code = 0;
+  std::string error;
+  bool timed_out = false;
+};
+
+struct HttpClientOptions {
+  int max_connections_per_host = 8;  // HTTP/2 multiplexes many streams on each
+  int max_total_connections = 256;
+  int max_concurrent_streams = 1000;  // per HTTP/2 connection (CURLMOPT_MAX_CONCURRENT_STREAMS)
+  int connect_timeout_ms = 5'000;
+  // Transfers handed to curl at once. Requests beyond it wait in the client's own queue (cheap:
+  // no easy handle, no buffers) and their timeout_ms keeps counting there; one that expires
+  // while queued completes with timed_out and sent == false. Bounds the memory of a burst.
+  int max_active_transfers = 2048;
+};
+
+class HttpClient {
+ public:
+  virtual ~HttpClient() = default;
+  virtual void Send(HttpRequest request, std::function<void(HttpResponse)> done) = 0;
+  virtual void SendMail(SmtpMessage message, std::function<void(SmtpResult)> done) = 0;
+  // Blocking conveniences for tests and tools (never call from a completion callback).
+  std::future<HttpResponse> Send(HttpRequest request);
+  std::future<SmtpResult> SendMail(SmtpMessage message);
+  // Requests accepted and not yet completed.
+  virtual size_t in_flight() const = 0;
+};
+
+// Starts the event-loop thread. Fails only when libcurl cannot initialise (returns nullptr).
+std::unique_ptr<HttpClient> MakeHttpClient(HttpClientOptions options = {});
+
+}  // namespace herald::net
