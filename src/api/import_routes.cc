@@ -14,6 +14,11 @@ namespace {
 constexpr size_t kMaxLineBytes = 64 * 1024;
 constexpr size_t kMaxReportedErrors = 1000;
 
+Error LineTooLong() {
+  return MakeError(ErrorKind::kTooLarge, "line_too_long",
+                   "A line is longer than 65536 bytes; one user per line, please.");
+}
+
 class ImportSink final : public http::BodySink {
  public:
   ImportSink(Store* store, std::string tenant_id, UserDefaults defaults, size_t batch)
@@ -74,8 +79,7 @@ class ImportSink final : public http::BodySink {
     if (carry_.size() + part.size() > kMaxLineBytes) {
       ++line_no_;
       ++lines_;
-      Refuse(line_no_, MakeError(ErrorKind::kTooLarge, "line_too_long",
-                               "A line is longer than 65536 bytes; one user per line, please."));
+      Refuse(line_no_, LineTooLong());
       carry_.clear();
       skipping_ = true;
       return;
@@ -88,6 +92,7 @@ class ImportSink final : public http::BodySink {
     const int64_t number = ++line_no_;
     if (line.find_first_not_of(" \t") == std::string_view::npos) return;  // blank: no user
     ++lines_;
+    if (line.size() > kMaxLineBytes) return Refuse(number, LineTooLong());
     auto doc = ParseJson(line);
     if (!doc.ok()) return Refuse(number, doc.error());
     auto user = ReadUser(*doc, defaults_, true);

@@ -18,7 +18,7 @@ struct Request {
   std::string path;    // percent-decoded path, without the query
   std::vector<std::pair<std::string, std::string>> query;    // decoded, in order
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
-  std::string body;        // empty for streamed requests
+  std::string body;                                          // empty for streamed requests
   std::string request_id;  // X-Request-Id from the client when sane, else minted
   std::string remote;      // peer address
 

@@ -2,25 +2,11 @@
 // the TLS setup. Handler code runs on a worker pool; everything else runs on the IO threads.
 #include "http/server.h"
 
-#include <utility>  // before Boost 1.74's Asio coroutine headers (GCC 12)
-
 #include <openssl/ssl.h>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <charconv>
-#include <chrono>
-#include <condition_variable>
-#include <exception>
-#include <limits>
-#include <mutex>
-#include <optional>
-#include <thread>
-#include <type_traits>
-#include <unordered_set>
-#include <vector>
-
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -43,6 +29,18 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
+#include <charconv>
+#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <limits>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <type_traits>
+#include <unordered_set>
+#include <utility>  // before Boost 1.74's Asio coroutine headers (GCC 12)
+#include <vector>
 
 #include "http/wire.h"
 
@@ -73,7 +71,8 @@ constexpr bool kIsTls = std::is_same_v<Stream, TlsStream>;
 // strand) with the result; nullopt when `fn` threw. `co_await asio::post(pool, use_awaitable)`
 // would not do: the coroutine resumes on its own executor, so the work would never move.
 template <typename Fn>
-auto RunOnPool(asio::thread_pool& pool, Fn fn) -> awaitable<std::optional<std::invoke_result_t<Fn&>>> {
+auto RunOnPool(asio::thread_pool& pool, Fn fn)
+    -> awaitable<std::optional<std::invoke_result_t<Fn&>>> {
   using Result = std::optional<std::invoke_result_t<Fn&>>;
   auto initiate = [&pool](auto handler, Fn fn) {
     asio::post(pool, [handler = std::move(handler), fn = std::move(fn)]() mutable {
@@ -145,8 +144,8 @@ Result<tcp::endpoint> ParseListen(const std::string& listen) {
     if (host.find(':') != std::string::npos) return invalid("needs brackets around IPv6");
   }
   unsigned port = 0;
-  const auto [end, err] = std::from_chars(port_text.data(), port_text.data() + port_text.size(),
-                                          port);
+  const auto [end, err] =
+      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
   if (port_text.empty() || err != std::errc() || end != port_text.data() + port_text.size() ||
       port > 65535) {
     return invalid("has no valid port");
@@ -183,8 +182,8 @@ Result<std::unique_ptr<asio::ssl::context>> MakeTlsContext(const std::string& ce
   }
   context->use_certificate_chain_file(cert_file, ec);
   if (ec) {
-    return invalid("Cannot load the TLS certificate chain from " + cert_file + ": " +
-                   ec.message() + ".");
+    return invalid("Cannot load the TLS certificate chain from " + cert_file + ": " + ec.message() +
+                   ".");
   }
   context->use_private_key_file(key_file, asio::ssl::context::pem, ec);
   if (ec) {
@@ -217,8 +216,7 @@ class LiveConnection {
 // One accepted connection: its stream, read buffer and deadline. The coroutine that serves it
 // owns it; the deadline's timer handler keeps it alive until it has run.
 template <typename Stream>
-class Connection : public LiveConnection,
-                   public std::enable_shared_from_this<Connection<Stream>> {
+class Connection : public LiveConnection, public std::enable_shared_from_this<Connection<Stream>> {
  public:
   template <typename... Args>
   Connection(Strand strand, std::string remote_address, Args&&... args)
@@ -280,9 +278,11 @@ class ServerImpl final : public Server {
     Stop();
     // Pending handlers of the pool post coroutine frames back to the io_context, and the frames
     // own sockets of the io_context: destroy the pool first and the io_context last.
+    // Strands, too, must not outlive their io_context.
     pool_.reset();
     live_.clear();
     acceptor_.reset();
+    accept_strand_.reset();
     ioc_.reset();
   }
 
@@ -334,7 +334,7 @@ class ServerImpl final : public Server {
   std::atomic<bool> stopping_{false};
 
   std::unique_ptr<asio::io_context> ioc_;
-  Strand accept_strand_;
+  std::optional<Strand> accept_strand_;  // the listener's
   std::unique_ptr<tcp::acceptor> acceptor_;
   std::unique_ptr<asio::ssl::context> tls_;
   std::unique_ptr<asio::thread_pool> pool_;
@@ -356,7 +356,7 @@ Status ServerImpl::Start() {
     tls_ = std::move(context).value();
   }
 
-  auto acceptor = std::make_unique<tcp::acceptor>(accept_strand_);
+  auto acceptor = std::make_unique<tcp::acceptor>(*accept_strand_);
   error_code ec;
   const char* step = "open";
   acceptor->open(endpoint->protocol(), ec);
@@ -373,16 +373,16 @@ Status ServerImpl::Start() {
     acceptor->listen(asio::socket_base::max_listen_connections, ec);
   }
   if (ec) {
-    return MakeError(ErrorKind::kUnavailable, "listen_failed",
-                     std::string("Cannot ") + step + " " + options_.listen + ": " + ec.message() +
-                         ".");
+    return MakeError(
+        ErrorKind::kUnavailable, "listen_failed",
+        std::string("Cannot ") + step + " " + options_.listen + ": " + ec.message() + ".");
   }
   port_ = acceptor->local_endpoint(ec).port();
   acceptor_ = std::move(acceptor);
 
   pool_ = std::make_unique<asio::thread_pool>(std::max(1, options_.worker_threads));
   work_.emplace(ioc_->get_executor());
-  asio::co_spawn(accept_strand_, Accept(), [](std::exception_ptr) {});
+  asio::co_spawn(*accept_strand_, Accept(), [](std::exception_ptr) {});
   for (int i = 0; i < std::max(1, options_.io_threads); ++i) {
     io_threads_.emplace_back([this] {
       for (;;) {
@@ -413,7 +413,7 @@ void ServerImpl::Stop() {
     stopping_ = true;
     snapshot.assign(live_.begin(), live_.end());
   }
-  asio::post(accept_strand_, [this] {
+  asio::post(*accept_strand_, [this] {
     error_code ec;
     acceptor_->close(ec);
   });
@@ -441,7 +441,7 @@ void ServerImpl::Stop() {
 }
 
 awaitable<void> ServerImpl::Accept() {
-  asio::steady_timer backoff(accept_strand_);
+  asio::steady_timer backoff(*accept_strand_);
   for (;;) {
     Strand strand = asio::make_strand(*ioc_);
     tcp::socket socket(strand);
@@ -475,8 +475,8 @@ void ServerImpl::Admit(tcp::socket socket, Strand strand) {
     live_.insert(c);
     asio::co_spawn(strand, RunConnection(std::move(c)), [](std::exception_ptr) {});
   } else {
-    auto c = std::make_shared<Connection<PlainStream>>(strand, std::move(remote),
-                                                       std::move(socket));
+    auto c =
+        std::make_shared<Connection<PlainStream>>(strand, std::move(remote), std::move(socket));
     live_.insert(c);
     asio::co_spawn(strand, RunConnection(std::move(c)), [](std::exception_ptr) {});
   }
@@ -575,7 +575,8 @@ awaitable<bool> ServerImpl::ServeOne(Connection<Stream>& c, bool first) {
   request.path = std::move(target.path);
   request.query = std::move(target.query);
   for (const auto& field : head) {
-    request.headers.emplace_back(Lower(View(field.name_string())), std::string(View(field.value())));
+    request.headers.emplace_back(Lower(View(field.name_string())),
+                                 std::string(View(field.value())));
   }
   const std::string_view client_id = request.Header("x-request-id");
   request.request_id = IsSaneRequestId(client_id) ? std::string(client_id) : MintRequestId();
@@ -613,11 +614,11 @@ awaitable<bool> ServerImpl::ServeOne(Connection<Stream>& c, bool first) {
   }
   request.body = std::move(parser.get().body());
   auto handled = co_await RunOnPool(*pool_, [this, &request] { return handler_->Handle(request); });
-  Response response = handled ? std::move(*handled)
-                              : ErrorResponse(500, "internal_error",
-                                              "The server failed to handle the request.");
+  Response response =
+      handled ? std::move(*handled)
+              : ErrorResponse(500, "internal_error", "The server failed to handle the request.");
   const bool sent = co_await Send(c, request, response, keep_alive, version, start);
-  co_return sent && keep_alive && !stopping_;
+  co_return sent&& keep_alive && !stopping_;
 }
 
 template <typename Stream>
@@ -633,16 +634,16 @@ awaitable<bool> ServerImpl::ServeStreamed(Connection<Stream>& c, Request& reques
     sink = std::move(std::get<std::unique_ptr<BodySink>>(*opened));
   }
   if (sink == nullptr) {
-    Response refusal = !opened ? ErrorResponse(500, "internal_error",
-                                                "The server failed to open the request body.")
-                       : std::holds_alternative<Response>(*opened)
-                           ? std::move(std::get<Response>(*opened))
-                           : ErrorResponse(500, "internal_error",
-                                           "The server failed to open the request body.");
+    Response refusal =
+        !opened
+            ? ErrorResponse(500, "internal_error", "The server failed to open the request body.")
+        : std::holds_alternative<Response>(*opened)
+            ? std::move(std::get<Response>(*opened))
+            : ErrorResponse(500, "internal_error", "The server failed to open the request body.");
     // A body left unread cannot be skipped reliably: close after the refusal.
     const bool reusable = keep_alive && head_parser.is_done();
     const bool sent = co_await Send(c, request, refusal, reusable, version, start);
-    co_return sent && reusable && !stopping_;
+    co_return sent&& reusable && !stopping_;
   }
 
   bhttp::request_parser<bhttp::buffer_body> parser(std::move(head_parser));
@@ -669,17 +670,16 @@ awaitable<bool> ServerImpl::ServeStreamed(Connection<Stream>& c, Request& reques
     }
   }
   const bool complete = !ec && !sink_stopped;
-  auto finished =
-      co_await RunOnPool(*pool_, [&sink, complete] { return sink->Finish(complete); });
+  auto finished = co_await RunOnPool(*pool_, [&sink, complete] { return sink->Finish(complete); });
   if (ec) {
     co_await RefuseBody(c, request, ec, plan.max_bytes, version, start);
     co_return false;
   }
-  Response response = finished ? std::move(*finished)
-                               : ErrorResponse(500, "internal_error",
-                                               "The server failed to handle the request.");
+  Response response =
+      finished ? std::move(*finished)
+               : ErrorResponse(500, "internal_error", "The server failed to handle the request.");
   const bool sent = co_await Send(c, request, response, keep_alive && complete, version, start);
-  co_return sent && keep_alive && complete && !stopping_;
+  co_return sent&& keep_alive&& complete && !stopping_;
 }
 
 template <typename Stream>
@@ -688,9 +688,9 @@ awaitable<void> ServerImpl::RefuseBody(Connection<Stream>& c, const Request& req
                                        Clock::time_point start) {
   Response refusal;
   if (ec == bhttp::error::body_limit) {
-    refusal = ErrorResponse(413, "body_too_large",
-                            "The request body exceeds the limit of " + std::to_string(max_bytes) +
-                                " bytes.");
+    refusal = ErrorResponse(
+        413, "body_too_large",
+        "The request body exceeds the limit of " + std::to_string(max_bytes) + " bytes.");
   } else if (c.timed_out()) {
     refusal = ErrorResponse(408, "request_timeout",
                             "The request body did not arrive within " +
@@ -735,8 +735,7 @@ awaitable<bool> ServerImpl::Send(Connection<Stream>& c, const Request& request, 
     if (!name.empty() && !injects && !IsServerHeader(name)) message.insert(name, value);
   }
   message.set("X-Request-Id", request.request_id);
-  const bool bodiless =
-      response.status < 200 || response.status == 204 || response.status == 304;
+  const bool bodiless = response.status < 200 || response.status == 204 || response.status == 304;
   if (!bodiless) {
     message.content_length(response.body.size());
     // A response to HEAD announces its length but carries no body.

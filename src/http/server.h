@@ -25,13 +25,13 @@ struct ServerOptions {
   std::string listen = "127.0.0.1:8080";  // host:port (IPv4, [IPv6] or localhost); port 0 = any
   int io_threads = 2;
   int worker_threads = 32;
-  int header_timeout_ms = 10'000;   // time to receive a request's head
-  int body_timeout_ms = 60'000;     // buffered body: the whole body; streamed: each piece; writes
-  int idle_timeout_ms = 75'000;     // keep-alive idle time between requests
-  int shutdown_grace_ms = 10'000;   // how long Stop() lets in-flight requests finish
+  int header_timeout_ms = 10'000;  // time to receive a request's head
+  int body_timeout_ms = 60'000;    // buffered body: the whole body; streamed: each piece; writes
+  int idle_timeout_ms = 75'000;    // keep-alive idle time between requests
+  int shutdown_grace_ms = 10'000;  // how long Stop() lets in-flight requests finish
   size_t max_header_bytes = 16 * 1024;
-  int max_connections = 10'000;     // connections past this are closed at once on accept
-  std::string tls_cert_file;  // both set: serve HTTPS only (TLS 1.2+, PEM chain and PEM key)
+  int max_connections = 10'000;  // connections past this are closed at once on accept
+  std::string tls_cert_file;     // both set: serve HTTPS only (TLS 1.2+, PEM chain and PEM key)
   std::string tls_key_file;
 };
 

@@ -297,8 +297,9 @@ std::string Get(const std::string& target, const std::string& extra_headers = ""
 
 std::string Post(const std::string& target, const std::string& body,
                  const std::string& extra_headers = "") {
-  return "POST " + target + " HTTP/1.1\r\nHost: test\r\nContent-Length: " +
-         std::to_string(body.size()) + "\r\n" + extra_headers + "\r\n" + body;
+  return "POST " + target +
+         " HTTP/1.1\r\nHost: test\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" +
+         extra_headers + "\r\n" + body;
 }
 
 // Herald's error contract, checked loosely: {"error":{"code":"<code>",...,"field":""}}.
@@ -365,8 +366,9 @@ TEST_F(ServerTest, RoundTripDeliversMethodPathQueryHeadersAndBody) {
   EXPECT_EQ(request.method, "POST");
   EXPECT_EQ(request.target, "/v1/a%20b/c?x=1&name=hello%20world&plus=a+b&x=2&flag");
   EXPECT_EQ(request.path, "/v1/a b/c");
-  EXPECT_EQ(request.query, (Params{{"x", "1"}, {"name", "hello world"}, {"plus", "a b"},
-                                   {"x", "2"}, {"flag", ""}}));
+  EXPECT_EQ(
+      request.query,
+      (Params{{"x", "1"}, {"name", "hello world"}, {"plus", "a b"}, {"x", "2"}, {"flag", ""}}));
   ASSERT_NE(request.Query("x"), nullptr);
   EXPECT_EQ(*request.Query("x"), "1");
   EXPECT_EQ(request.Query("missing"), nullptr);
@@ -385,9 +387,9 @@ TEST_F(ServerTest, ChunkedBodyIsAssembledForTheHandler) {
   };
   StartServer();
   auto client = Connect();
-  ASSERT_TRUE(client->Send(
-      "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-      "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"));
+  ASSERT_TRUE(
+      client->Send("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"));
   const auto reply = client->Read();
   ASSERT_TRUE(reply);
   EXPECT_EQ(reply->status, 200);
@@ -569,7 +571,8 @@ TEST_F(ServerTest, IdleKeepAliveConnectionIsClosedAfterIdleTimeout) {
 TEST_F(ServerTest, StreamedBodyArrivesCompleteAndInOrder) {
   auto log = std::make_shared<StreamLog>();
   handler_->plan = [](const Request&) { return BodyPlan{true, 16u << 20}; };
-  handler_->open_stream = [log](const Request&) -> std::variant<Response, std::unique_ptr<BodySink>> {
+  handler_->open_stream =
+      [log](const Request&) -> std::variant<Response, std::unique_ptr<BodySink>> {
     return std::make_unique<CollectingSink>(log);
   };
   StartServer();
@@ -592,14 +595,15 @@ TEST_F(ServerTest, StreamedBodyArrivesCompleteAndInOrder) {
 TEST_F(ServerTest, ChunkedStreamedBodyArrivesComplete) {
   auto log = std::make_shared<StreamLog>();
   handler_->plan = [](const Request&) { return BodyPlan{true, 1 << 20}; };
-  handler_->open_stream = [log](const Request&) -> std::variant<Response, std::unique_ptr<BodySink>> {
+  handler_->open_stream =
+      [log](const Request&) -> std::variant<Response, std::unique_ptr<BodySink>> {
     return std::make_unique<CollectingSink>(log);
   };
   StartServer();
   auto client = Connect();
-  ASSERT_TRUE(client->Send(
-      "POST /import HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-      "4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n"));
+  ASSERT_TRUE(
+      client->Send("POST /import HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   "4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n"));
   const auto reply = client->Read();
   ASSERT_TRUE(reply);
   EXPECT_EQ(reply->status, 200);
@@ -611,15 +615,16 @@ TEST_F(ServerTest, ChunkedStreamedBodyArrivesComplete) {
 TEST_F(ServerTest, StreamedBodyOverTheLimitGets413AndFinishesIncomplete) {
   auto log = std::make_shared<StreamLog>();
   handler_->plan = [](const Request&) { return BodyPlan{true, 1000}; };
-  handler_->open_stream = [log](const Request&) -> std::variant<Response, std::unique_ptr<BodySink>> {
+  handler_->open_stream =
+      [log](const Request&) -> std::variant<Response, std::unique_ptr<BodySink>> {
     return std::make_unique<CollectingSink>(log);
   };
   StartServer();
   auto client = Connect();
   const std::string chunk = "258\r\n" + std::string(600, 'z') + "\r\n";  // 600 bytes a chunk
-  ASSERT_TRUE(client->Send(
-      "POST /import HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk + chunk +
-      "0\r\n\r\n"));
+  ASSERT_TRUE(
+      client->Send("POST /import HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                   chunk + chunk + "0\r\n\r\n"));
   const auto reply = client->Read();
   ASSERT_TRUE(reply);
   ExpectError(*reply, 413, "body_too_large");
@@ -632,7 +637,8 @@ TEST_F(ServerTest, StreamedBodyOverTheLimitGets413AndFinishesIncomplete) {
 TEST_F(ServerTest, SinkThatStopsReadingAnswersFromFinish) {
   auto log = std::make_shared<StreamLog>();
   handler_->plan = [](const Request&) { return BodyPlan{true, 16u << 20}; };
-  handler_->open_stream = [log](const Request&) -> std::variant<Response, std::unique_ptr<BodySink>> {
+  handler_->open_stream =
+      [log](const Request&) -> std::variant<Response, std::unique_ptr<BodySink>> {
     return std::make_unique<CollectingSink>(log, /*stop_after=*/1);
   };
   StartServer();
@@ -713,20 +719,66 @@ TEST_F(ServerTest, HandlerExceptionBecomes500AndTheConnectionSurvives) {
   EXPECT_EQ(next->status, 200);
 }
 
+TEST_F(ServerTest, HandlersRunOnWorkersAndRecordOnTheIoThread) {
+  options_.io_threads = 1;
+  std::mutex mu;
+  std::thread::id plan_thread;
+  std::thread::id handle_thread;
+  handler_->plan = [&](const Request&) {
+    std::lock_guard lock(mu);
+    plan_thread = std::this_thread::get_id();
+    return BodyPlan{};
+  };
+  handler_->handle = [&](const Request&) {
+    std::lock_guard lock(mu);
+    handle_thread = std::this_thread::get_id();
+    return Response{};
+  };
+  StartServer();
+  auto client = Connect();
+  ASSERT_TRUE(client->Send(Get("/")));
+  ASSERT_TRUE(client->Read());
+  ASSERT_EQ(handler_->Records(1).size(), 1u);
+  std::lock_guard lock(mu);
+  EXPECT_NE(plan_thread, handle_thread);
+  EXPECT_NE(handle_thread, std::thread::id());
+}
+
+TEST_F(ServerTest, SlowHandlerDoesNotHoldUpOtherConnections) {
+  options_.io_threads = 1;
+  handler_->handle = [](const Request& request) {
+    if (request.path == "/slow") std::this_thread::sleep_for(500ms);
+    return Response{};
+  };
+  StartServer();
+  auto slow = Connect();
+  ASSERT_TRUE(slow->Send(Get("/slow")));
+  std::this_thread::sleep_for(50ms);
+  const auto start = std::chrono::steady_clock::now();
+  auto quick = Connect();
+  ASSERT_TRUE(quick->Send(Get("/quick")));
+  ASSERT_TRUE(quick->Read());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 300ms);
+  ASSERT_TRUE(slow->Read());
+}
+
 TEST_F(ServerTest, PeerResetMidRequestDoesNotDisturbTheServer) {
   auto log = std::make_shared<StreamLog>();
   handler_->plan = [](const Request& head) { return BodyPlan{head.path == "/stream", 1 << 20}; };
-  handler_->open_stream = [log](const Request&) -> std::variant<Response, std::unique_ptr<BodySink>> {
+  handler_->open_stream =
+      [log](const Request&) -> std::variant<Response, std::unique_ptr<BodySink>> {
     return std::make_unique<CollectingSink>(log);
   };
   StartServer();
   {
     auto buffered = Connect();
-    ASSERT_TRUE(buffered->Send("POST /buffered HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n"
-                               "only a little"));
+    ASSERT_TRUE(
+        buffered->Send("POST /buffered HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n"
+                       "only a little"));
     auto streamed = Connect();
-    ASSERT_TRUE(streamed->Send("POST /stream HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n"
-                               "only a little"));
+    ASSERT_TRUE(
+        streamed->Send("POST /stream HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n"
+                       "only a little"));
     std::this_thread::sleep_for(100ms);
     buffered->Reset();
     streamed->Reset();
@@ -805,7 +857,28 @@ TEST_F(ServerTest, GracefulStopLetsInFlightRequestFinishAndClosesIdleConnections
   EXPECT_LT(stop_took, 3s);     // ...but not for the idle keep-alive connection
   EXPECT_TRUE(idle->ClosedWithin(1s));
   EXPECT_EQ(TestClient::Connect(port), nullptr);  // no longer accepting
-  server_->Stop();                                 // idempotent
+  server_->Stop();                                // idempotent
+}
+
+TEST_F(ServerTest, StopGivesUpOnRequestsPastTheGracePeriod) {
+  options_.shutdown_grace_ms = 100;
+  std::promise<void> started;
+  handler_->handle = [&started](const Request&) {
+    started.set_value();
+    std::this_thread::sleep_for(600ms);
+    return Response{};
+  };
+  StartServer();
+  auto client = Connect();
+  ASSERT_TRUE(client->Send(Get("/too-slow")));
+  ASSERT_EQ(started.get_future().wait_for(5s), std::future_status::ready);
+  const auto stop_began = std::chrono::steady_clock::now();
+  server_->Stop();
+  const auto stop_took = std::chrono::steady_clock::now() - stop_began;
+  EXPECT_GE(stop_took, 400ms);  // a running handler call cannot be interrupted...
+  EXPECT_LT(stop_took, 3s);
+  EXPECT_FALSE(client->Read());  // ...but its response is dropped and the connection closed
+  EXPECT_TRUE(handler_->Records(0).empty());
 }
 
 TEST_F(ServerTest, ListenOnABusyPortFails) {

@@ -65,9 +65,11 @@ DecodedTarget DecodeTarget(std::string_view target) {
   }
   // Absolute-form: drop "scheme://authority".
   if (const size_t scheme = target.find("://");
-      scheme != std::string_view::npos && target.substr(0, scheme).find('/') == std::string_view::npos) {
+      scheme != std::string_view::npos &&
+      target.substr(0, scheme).find('/') == std::string_view::npos) {
     const size_t path_start = target.find_first_of("/?", scheme + 3);
-    target = path_start == std::string_view::npos ? std::string_view("/") : target.substr(path_start);
+    target =
+        path_start == std::string_view::npos ? std::string_view("/") : target.substr(path_start);
   }
   std::string_view query;
   if (const size_t q = target.find('?'); q != std::string_view::npos) {

@@ -12,8 +12,9 @@ using Params = std::vector<std::pair<std::string, std::string>>;
 TEST(DecodeTargetTest, DecodesPathAndQueryInOrder) {
   const DecodedTarget t = DecodeTarget("/v1/a%20b/c+d?x=1&name=hello%20world&plus=a+b&x=2&flag&");
   EXPECT_EQ(t.path, "/v1/a b/c+d");
-  EXPECT_EQ(t.query, (Params{{"x", "1"}, {"name", "hello world"}, {"plus", "a b"}, {"x", "2"},
-                             {"flag", ""}}));
+  EXPECT_EQ(
+      t.query,
+      (Params{{"x", "1"}, {"name", "hello world"}, {"plus", "a b"}, {"x", "2"}, {"flag", ""}}));
 }
 
 TEST(DecodeTargetTest, KeepsMalformedEscapesLiterally) {

@@ -89,6 +89,7 @@ TEST_F(LogTest, LinesFromManyThreadsNeverInterleave) {
   constexpr int kLines = 200;
   const std::string out = CaptureLog([] {
     std::vector<std::thread> threads;
+    threads.reserve(kThreads);
     for (int t = 0; t < kThreads; ++t) {
       threads.emplace_back([t] {
         for (int i = 0; i < kLines; ++i) {

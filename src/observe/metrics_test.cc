@@ -38,6 +38,7 @@ TEST(HistogramTest, SumKeepsMicrosecondPrecision) {
 TEST(HistogramTest, ConcurrentObservationsAreAllCounted) {
   Histogram h(LatencyBuckets());
   std::vector<std::thread> threads;
+  threads.reserve(4);
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&h] {
       for (int i = 0; i < 10000; ++i) h.Observe(0.002);

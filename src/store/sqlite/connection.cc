@@ -25,7 +25,7 @@ Error StorageError(int rc, sqlite3* db) {
   }
 }
 
-// ---- Stmt ----------------------------------------------------------------------------------------
+// ---- Stmt ----
 
 Stmt::~Stmt() {
   if (stmt_ != nullptr) {
@@ -89,12 +89,16 @@ Bytes Stmt::Blob(int col) const {
   return p == nullptr ? Bytes() : Bytes(p, p + n);
 }
 
-// ---- Connection ----------------------------------------------------------------------------------
+// ---- Connection ----
 
 Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path, Mode mode) {
-  int flags = SQLITE_OPEN_NOMUTEX | (mode == Mode::kReadWrite
-                                         ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
-                                         : SQLITE_OPEN_READONLY);
+  // Memory statistics take a global mutex on every allocation; nobody reads them. This only
+  // works before SQLite initialises (first open in the process); later it is a harmless no-op.
+  static const int kConfigured = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+  (void)kConfigured;
+  int flags =
+      SQLITE_OPEN_NOMUTEX | (mode == Mode::kReadWrite ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
+                                                      : SQLITE_OPEN_READONLY);
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
   if (rc != SQLITE_OK) {
@@ -155,7 +159,7 @@ Status Connection::Exec(const char* sql) {
   return Status::Ok();
 }
 
-// ---- ReadTxn -------------------------------------------------------------------------------------
+// ---- ReadTxn ----
 
 ReadTxn::ReadTxn(Connection& conn) : conn_(conn), status_(conn.Prepare("BEGIN").Run()) {}
 

@@ -65,17 +65,19 @@ CREATE TABLE users (
 );
 CREATE INDEX users_consent_until ON users(consent_until);
 
+-- One B-tree per device (WITHOUT ROWID, keyed by its user): imports write half as many pages as a
+-- rowid table plus a unique index would, and a user's devices sit together for fanout.
 CREATE TABLE devices (
-  pk INTEGER PRIMARY KEY,
-  id TEXT NOT NULL,
   user_pk INTEGER NOT NULL REFERENCES users(pk) ON DELETE CASCADE,
   channel TEXT NOT NULL,
-  address_sealed BLOB NOT NULL,           -- PiiCipher::Seal(address, "addr:<channel>")
   address_bidx BLOB NOT NULL,             -- PiiCipher::BlindIndex(address, "addr:<channel>")
+  id TEXT NOT NULL,
+  address_sealed BLOB NOT NULL,           -- PiiCipher::Seal(address, "addr:<channel>")
+  ord INTEGER NOT NULL,                   -- position in the user's device list
   disabled INTEGER NOT NULL DEFAULT 0,
   created_at INTEGER NOT NULL,
-  UNIQUE (user_pk, channel, address_bidx)
-);
+  PRIMARY KEY (user_pk, channel, address_bidx)
+) WITHOUT ROWID;
 
 CREATE TABLE tenant_groups (
   pk INTEGER PRIMARY KEY,

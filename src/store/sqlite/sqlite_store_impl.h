@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "store/sqlite/checkpointer.h"
 #include "store/sqlite/read_pool.h"
 #include "store/sqlite/sqlite_store.h"
 #include "store/sqlite/tenant_keys.h"
@@ -26,8 +27,8 @@ namespace herald::sqlite {
 
 class SqliteStore final : public Store {
  public:
-  SqliteStore(const crypto::Key& master, std::unique_ptr<ReadPool> readers,
-              std::unique_ptr<Writer> writer);
+  SqliteStore(const crypto::Key& master, std::unique_ptr<Checkpointer> checkpointer,
+              std::unique_ptr<ReadPool> readers, std::unique_ptr<Writer> writer);
   ~SqliteStore() override;
 
   Result<Tenant> CreateTenant(Tenant tenant) override;
@@ -73,8 +74,7 @@ class SqliteStore final : public Store {
   void SetConsentExpiryListener(std::function<void(UnixMillis)> listener) override;
 
   void AppendAudit(AuditRecord record) override;
-  Result<Page<AuditRecord>> ListAudit(std::string_view tenant_id,
-                                      const PageRequest& page) override;
+  Result<Page<AuditRecord>> ListAudit(std::string_view tenant_id, const PageRequest& page) override;
   Status Flush() override;
 
   Status Ping() override;
@@ -84,6 +84,7 @@ class SqliteStore final : public Store {
   int64_t CountMembers(int64_t group_pk, UnixMillis now);
   void NotifyConsentExpiry(UnixMillis earliest);
 
+  std::unique_ptr<Checkpointer> checkpointer_;  // outlives the writer's connection
   std::unique_ptr<ReadPool> readers_;
   TenantKeys tenants_;
   std::unique_ptr<Writer> writer_;  // destroyed first: drains queued writes

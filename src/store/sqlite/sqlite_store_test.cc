@@ -365,9 +365,10 @@ TEST_F(SqliteStoreTest, PutUsersThroughput) {
     double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     EXPECT_EQ(failed.load(), 0);
-    std::printf("[ info ] PutUsers: %d users x 2 devices, batches of 1000, %d caller(s): "
-                "%.0f users/s\n",
-                users_total, callers, users_total / seconds);
+    std::printf(
+        "[ info ] PutUsers: %d users x 2 devices, batches of 1000, %d caller(s): "
+        "%.0f users/s\n",
+        users_total, callers, users_total / seconds);
     EXPECT_TRUE(store.GetUser(t->id, "user-" + std::to_string(users_total - 1)).ok());
   }
 }

@@ -6,12 +6,6 @@
 namespace herald::sqlite {
 namespace {
 
-constexpr std::string_view kNameContext = "name";
-
-Error Invalid(std::string code, std::string message, std::string field) {
-  return MakeError(ErrorKind::kInvalid, std::move(code), std::move(message), std::move(field));
-}
-
 Result<int64_t> FindOrCreateGroup(Connection& conn, int64_t tenant_pk, const std::string& key,
                                   UnixMillis now, GroupPks& groups) {
   auto it = groups.find(key);
@@ -30,30 +24,56 @@ Result<int64_t> FindOrCreateGroup(Connection& conn, int64_t tenant_pk, const std
   return groups[key] = conn.LastInsertRowid();
 }
 
+// Inserts the user row, version 1. With if_absent, an existing row is left alone and the
+// result is false.
+Result<bool> InsertUser(Connection& conn, int64_t tenant_pk, const SealedUser& user, UnixMillis now,
+                        bool if_absent) {
+  Stmt w = if_absent ? conn.Prepare(
+                           "INSERT INTO users (tenant_pk, external_id, name_sealed, opt_in, "
+                           "consent_from, consent_until, version, created_at, updated_at) "
+                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?7) "
+                           "ON CONFLICT (tenant_pk, external_id) DO NOTHING")
+                     : conn.Prepare(
+                           "INSERT INTO users (tenant_pk, external_id, name_sealed, opt_in, "
+                           "consent_from, consent_until, version, created_at, updated_at) "
+                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?7)");
+  Status s = w.Bind(1, tenant_pk)
+                 .Bind(2, user.external_id)
+                 .BindBlob(3, user.name_sealed)
+                 .Bind(4, int64_t{user.opt_in})
+                 .Bind(5, user.consent_from)
+                 .Bind(6, user.consent_until)
+                 .Bind(7, now)
+                 .Run();
+  if (!s.ok()) return s.take_error();
+  return conn.Changes() > 0;
+}
+
 // Replaces the user's devices, keeping the rows (ids) of channel+address pairs that stay.
 Status ReplaceDevices(Connection& conn, int64_t user_pk, const SealedUser& user, UnixMillis now,
                       std::vector<StoredDevice>& stored) {
   struct Old {
-    int64_t pk;
     std::string id;
     std::string channel;
     Bytes bidx;
+    int64_t ord;
     bool disabled;
     UnixMillis created_at;
   };
   std::vector<Old> old;
   {
     Stmt q = conn.Prepare(
-        "SELECT pk, id, channel, address_bidx, disabled, created_at FROM devices "
-        "WHERE user_pk = ?1 ORDER BY pk");
+        "SELECT id, channel, address_bidx, ord, disabled, created_at FROM devices "
+        "WHERE user_pk = ?1 ORDER BY ord");
     q.Bind(1, user_pk);
     for (;;) {
       Result<bool> row = q.Next();
       if (!row.ok()) return row.take_error();
       if (!*row) break;
-      old.push_back(Old{q.Int(0), q.Text(1), q.Text(2), q.Blob(3), q.Int(4) != 0, q.Int(5)});
+      old.push_back(Old{q.Text(0), q.Text(1), q.Blob(2), q.Int(3), q.Int(4) != 0, q.Int(5)});
     }
   }
+  int64_t next_ord = old.empty() ? 0 : old.back().ord + 1;
   std::vector<bool> input_kept(user.devices.size(), false);
   for (const Old& o : old) {
     bool kept = false;
@@ -66,14 +86,15 @@ Status ReplaceDevices(Connection& conn, int64_t user_pk, const SealedUser& user,
       }
     }
     if (kept) continue;
-    Stmt del = conn.Prepare("DELETE FROM devices WHERE pk = ?1");
-    Status s = del.Bind(1, o.pk).Run();
+    Stmt del = conn.Prepare(
+        "DELETE FROM devices WHERE user_pk = ?1 AND channel = ?2 AND address_bidx = ?3");
+    Status s = del.Bind(1, user_pk).Bind(2, o.channel).BindBlob(3, o.bidx).Run();
     if (!s.ok()) return s;
   }
   for (size_t i = 0; i < user.devices.size(); ++i) {
     if (input_kept[i]) continue;
     const SealedDevice& d = user.devices[i];
-    Status s = InsertDevice(conn, user_pk, d, now);
+    Status s = InsertDevice(conn, user_pk, d, next_ord++, now);
     if (!s.ok()) return s;
     stored.push_back(StoredDevice{i, d.id, d.disabled, now});
   }
@@ -117,118 +138,76 @@ Status ReplaceMemberships(Connection& conn, int64_t tenant_pk, int64_t user_pk,
 
 }  // namespace
 
-Error UserNotFound() {
-  return MakeError(ErrorKind::kNotFound, "user_not_found", "No such user.");
-}
+Error UserNotFound() { return MakeError(ErrorKind::kNotFound, "user_not_found", "No such user."); }
 
 Error GroupNotFound() {
   return MakeError(ErrorKind::kNotFound, "group_not_found", "No such group.");
 }
 
-std::string AddressContext(Channel channel) {
-  std::string context = "addr:";
-  context.append(ToString(channel));
-  return context;
-}
-
-SealedDevice SealDevice(const Device& device, const crypto::PiiCipher& cipher) {
-  std::string context = AddressContext(device.channel);
-  SealedDevice d;
-  d.id = crypto::RandomId("dev_");
-  d.channel = device.channel;
-  d.address_sealed = cipher.Seal(device.address, context);
-  d.address_bidx = cipher.BlindIndex(device.address, context);
-  d.disabled = device.disabled;
-  return d;
-}
-
-Result<SealedUser> SealUser(const User& user, const crypto::PiiCipher& cipher, UnixMillis now) {
-  if (user.devices.size() > kMaxDevices) {
-    return Invalid("too_many_devices",
-                   "A user has at most 16 devices; this one lists " +
-                       std::to_string(user.devices.size()) + ".",
-                   "devices");
-  }
-  if (user.consent_until <= user.consent_from) {
-    return Invalid("invalid_consent_window", "consent_until must be after consent_from.",
-                   "consent_until");
-  }
-  if (user.consent_until <= now) {
-    return Invalid("consent_expired",
-                   "consent_until is in the past; a user without consent cannot be stored "
-                   "(delete the user instead).",
-                   "consent_until");
-  }
-  SealedUser s;
-  s.external_id = user.external_id;
-  s.name_sealed = cipher.Seal(user.name, kNameContext);
-  s.opt_in = user.opt_in;
-  s.consent_from = user.consent_from;
-  s.consent_until = user.consent_until;
-  s.devices.reserve(user.devices.size());
-  for (size_t i = 0; i < user.devices.size(); ++i) {
-    SealedDevice d = SealDevice(user.devices[i], cipher);
-    for (const SealedDevice& prev : s.devices) {
-      if (prev.channel == d.channel && prev.address_bidx == d.address_bidx) {
-        return Invalid("duplicate_device", "The user lists this device twice.",
-                       "devices[" + std::to_string(i) + "].address");
-      }
-    }
-    s.devices.push_back(std::move(d));
-  }
-  s.groups = user.groups;
-  std::sort(s.groups.begin(), s.groups.end());
-  s.groups.erase(std::unique(s.groups.begin(), s.groups.end()), s.groups.end());
-  return s;
-}
-
 Result<WrittenUser> WriteUser(Connection& conn, int64_t tenant_pk, const SealedUser& user,
                               std::optional<int64_t> expected_version, UnixMillis now,
                               GroupPks& groups) {
-  int64_t user_pk = 0;
   WrittenUser out;
-  bool exists = false;
-  {
-    Stmt q = conn.Prepare(
-        "SELECT pk, version, consent_until, created_at FROM users "
-        "WHERE tenant_pk = ?1 AND external_id = ?2");
-    q.Bind(1, tenant_pk).Bind(2, user.external_id);
-    Result<bool> row = q.Next();
-    if (!row.ok()) return row.take_error();
-    if (*row) {
-      exists = true;
-      user_pk = q.Int(0);
-      out.version = q.Int(1);
-      if (q.Int(2) <= now) exists = false;  // consent ended: gone, erased below
-      out.created_at = q.Int(3);
+  int64_t user_pk = 0;
+  // Fast path for a new user (every line of a first import): one insert, no lookup before it.
+  bool inserted = false;
+  if (!expected_version || *expected_version == 0) {
+    Result<bool> r = InsertUser(conn, tenant_pk, user, now, /*if_absent=*/true);
+    if (!r.ok()) return r.take_error();
+    inserted = *r;
+  }
+  if (!inserted) {
+    bool exists = false;
+    int64_t version = 0;
+    UnixMillis created_at = 0;
+    {
+      Stmt q = conn.Prepare(
+          "SELECT pk, version, consent_until, created_at FROM users "
+          "WHERE tenant_pk = ?1 AND external_id = ?2");
+      q.Bind(1, tenant_pk).Bind(2, user.external_id);
+      Result<bool> row = q.Next();
+      if (!row.ok()) return row.take_error();
+      if (*row) {
+        user_pk = q.Int(0);
+        exists = q.Int(2) > now;  // consent ended: gone, erased below
+        version = exists ? q.Int(1) : 0;
+        created_at = q.Int(3);
+      }
+    }
+    if (expected_version && *expected_version != version) {
+      return MakeError(ErrorKind::kConflict, "version_conflict",
+                       "The user was changed since version " + std::to_string(*expected_version) +
+                           " (now " + std::to_string(version) + "); read it again and retry.",
+                       "version");
+    }
+    if (!exists) {
+      if (user_pk != 0) {
+        Stmt del = conn.Prepare("DELETE FROM users WHERE pk = ?1");
+        Status s = del.Bind(1, user_pk).Run();
+        if (!s.ok()) return s.take_error();
+      }
+      Result<bool> r = InsertUser(conn, tenant_pk, user, now, /*if_absent=*/false);
+      if (!r.ok()) return r.take_error();
+      inserted = true;
+    } else {
+      Stmt w = conn.Prepare(
+          "UPDATE users SET name_sealed = ?2, opt_in = ?3, consent_from = ?4, "
+          "consent_until = ?5, version = version + 1, updated_at = ?6 WHERE pk = ?1");
+      Status s = w.Bind(1, user_pk)
+                     .BindBlob(2, user.name_sealed)
+                     .Bind(3, int64_t{user.opt_in})
+                     .Bind(4, user.consent_from)
+                     .Bind(5, user.consent_until)
+                     .Bind(6, now)
+                     .Run();
+      if (!s.ok()) return s.take_error();
+      out.version = version + 1;
+      out.created_at = created_at;
+      s = ReplaceDevices(conn, user_pk, user, now, out.devices);
+      if (!s.ok()) return s.take_error();
     }
   }
-  if (!exists && user_pk != 0) {
-    Stmt del = conn.Prepare("DELETE FROM users WHERE pk = ?1");
-    Status s = del.Bind(1, user_pk).Run();
-    if (!s.ok()) return s.take_error();
-  }
-  int64_t stored_version = exists ? out.version : 0;
-  if (expected_version && *expected_version != stored_version) {
-    return MakeError(ErrorKind::kConflict, "version_conflict",
-                     "The user was changed since version " + std::to_string(*expected_version) +
-                         " (now " + std::to_string(stored_version) + "); read it again and retry.",
-                     "version");
-  }
-  if (!exists) {
-    Stmt w = conn.Prepare(
-        "INSERT INTO users (tenant_pk, external_id, name_sealed, opt_in, consent_from, "
-        "consent_until, version, created_at, updated_at) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?7)");
-    Status s = w.Bind(1, tenant_pk)
-                   .Bind(2, user.external_id)
-                   .BindBlob(3, user.name_sealed)
-                   .Bind(4, int64_t{user.opt_in})
-                   .Bind(5, user.consent_from)
-                   .Bind(6, user.consent_until)
-                   .Bind(7, now)
-                   .Run();
-    if (!s.ok()) return s.take_error();
+  if (inserted) {
     user_pk = conn.LastInsertRowid();
     out.created = true;
     out.version = 1;
@@ -236,29 +215,56 @@ Result<WrittenUser> WriteUser(Connection& conn, int64_t tenant_pk, const SealedU
     out.devices.reserve(user.devices.size());
     for (size_t i = 0; i < user.devices.size(); ++i) {
       const SealedDevice& d = user.devices[i];
-      s = InsertDevice(conn, user_pk, d, now);
+      Status s = InsertDevice(conn, user_pk, d, static_cast<int64_t>(i), now);
       if (!s.ok()) return s.take_error();
       out.devices.push_back(StoredDevice{i, d.id, d.disabled, now});
     }
-  } else {
-    Stmt w = conn.Prepare(
-        "UPDATE users SET name_sealed = ?2, opt_in = ?3, consent_from = ?4, consent_until = ?5, "
-        "version = version + 1, updated_at = ?6 WHERE pk = ?1");
-    Status s = w.Bind(1, user_pk)
-                   .BindBlob(2, user.name_sealed)
-                   .Bind(3, int64_t{user.opt_in})
-                   .Bind(4, user.consent_from)
-                   .Bind(5, user.consent_until)
-                   .Bind(6, now)
-                   .Run();
-    if (!s.ok()) return s.take_error();
-    ++out.version;
-    s = ReplaceDevices(conn, user_pk, user, now, out.devices);
-    if (!s.ok()) return s.take_error();
   }
   Status s = ReplaceMemberships(conn, tenant_pk, user_pk, user, now, groups, out.created);
   if (!s.ok()) return s.take_error();
   return out;
+}
+
+Result<bool> WriteUserLines(Connection& c, int64_t tenant_pk,
+                            const std::vector<std::optional<SealedUser>>& sealed, UnixMillis now,
+                            std::vector<ImportLineResult>& results, bool savepoints) {
+  Status s = c.Prepare("SAVEPOINT lines").Run();
+  if (!s.ok()) return s.take_error();
+  GroupPks groups;
+  bool complete = true;
+  for (size_t i = 0; i < sealed.size(); ++i) {
+    if (!sealed[i]) continue;
+    if (savepoints) {
+      s = c.Prepare("SAVEPOINT line").Run();
+      if (!s.ok()) return s.take_error();
+    }
+    Result<WrittenUser> w = WriteUser(c, tenant_pk, *sealed[i], std::nullopt, now, groups);
+    if (w.ok()) {
+      if (savepoints) {
+        s = c.Prepare("RELEASE line").Run();
+        if (!s.ok()) return s.take_error();
+      }
+      results[i] = ImportLineResult{true, w->created, {}};
+      continue;
+    }
+    if (c.InAutocommit()) return w.take_error();  // the transaction is lost
+    if (!savepoints) {
+      complete = false;
+      break;
+    }
+    s = c.Prepare("ROLLBACK TO line").Run();
+    if (s.ok()) s = c.Prepare("RELEASE line").Run();
+    if (!s.ok()) return s.take_error();
+    groups.clear();  // groups created inside the savepoint are gone
+    results[i] = ImportLineResult{false, false, w.take_error()};
+  }
+  if (!complete) {
+    s = c.Prepare("ROLLBACK TO lines").Run();
+    if (!s.ok()) return s.take_error();
+  }
+  s = c.Prepare("RELEASE lines").Run();
+  if (!s.ok()) return s.take_error();
+  return complete;
 }
 
 Result<int64_t> FindVisibleUser(Connection& conn, int64_t tenant_pk, std::string_view external_id,
@@ -281,17 +287,19 @@ Result<int64_t> FindGroup(Connection& conn, int64_t tenant_pk, std::string_view 
   return q.Int(0);
 }
 
-Status InsertDevice(Connection& conn, int64_t user_pk, const SealedDevice& d, UnixMillis now) {
+Status InsertDevice(Connection& conn, int64_t user_pk, const SealedDevice& d, int64_t ord,
+                    UnixMillis now) {
   Stmt w = conn.Prepare(
-      "INSERT INTO devices (id, user_pk, channel, address_sealed, address_bidx, disabled, "
-      "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
-  return w.Bind(1, d.id)
-      .Bind(2, user_pk)
-      .Bind(3, ToString(d.channel))
-      .BindBlob(4, d.address_sealed)
-      .BindBlob(5, d.address_bidx)
-      .Bind(6, int64_t{d.disabled})
-      .Bind(7, now)
+      "INSERT INTO devices (user_pk, channel, address_bidx, id, address_sealed, ord, disabled, "
+      "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+  return w.Bind(1, user_pk)
+      .Bind(2, ToString(d.channel))
+      .BindBlob(3, d.address_bidx)
+      .Bind(4, d.id)
+      .BindBlob(5, d.address_sealed)
+      .Bind(6, ord)
+      .Bind(7, int64_t{d.disabled})
+      .Bind(8, now)
       .Run();
 }
 
@@ -333,7 +341,7 @@ Result<User> ReadUser(Connection& conn, const TenantRef& tenant, std::string_vie
   {
     Stmt q = conn.Prepare(
         "SELECT id, channel, address_sealed, disabled, created_at FROM devices "
-        "WHERE user_pk = ?1 ORDER BY pk");
+        "WHERE user_pk = ?1 ORDER BY ord");
     q.Bind(1, user_pk);
     for (;;) {
       Result<bool> row = q.Next();
@@ -343,8 +351,8 @@ Result<User> ReadUser(Connection& conn, const TenantRef& tenant, std::string_vie
       if (!channel) return DecryptFailed();
       Result<std::string> address = tenant.cipher->Open(q.Blob(2), AddressContext(*channel));
       if (!address.ok()) return DecryptFailed();
-      user.devices.push_back(Device{q.Text(0), *channel, std::move(*address), q.Int(3) != 0,
-                                    q.Int(4)});
+      user.devices.push_back(
+          Device{q.Text(0), *channel, std::move(*address), q.Int(3) != 0, q.Int(4)});
     }
   }
   {

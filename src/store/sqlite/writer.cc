@@ -1,5 +1,7 @@
 #include "store/sqlite/writer.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <exception>
 #include <iterator>
@@ -38,18 +40,18 @@ Writer::~Writer() {
 }
 
 Status Writer::Run(Op op) {
-  Status result;
-  std::binary_semaphore done(0);
+  Completion completion;
   {
     std::lock_guard lock(mu_);
     if (stopping_) {
       return MakeError(ErrorKind::kUnavailable, "storage_unavailable", "The store is closing.");
     }
-    queue_.push_back(Item{std::move(op), &result, &done});
+    queue_.push_back(Item{std::move(op), &completion});
   }
   cv_.notify_one();
-  done.acquire();
-  return result;
+  std::unique_lock lock(completion.mu);
+  completion.cv.wait(lock, [&] { return completion.done; });
+  return std::move(completion.result);
 }
 
 void Writer::Post(Op op) {
@@ -59,7 +61,7 @@ void Writer::Post(Op op) {
       ++failed_posts_;
       return;
     }
-    queue_.push_back(Item{std::move(op), nullptr, nullptr});
+    queue_.push_back(Item{std::move(op), nullptr});
   }
   cv_.notify_one();
 }
@@ -74,6 +76,7 @@ size_t Writer::failed_posts() const {
 }
 
 void Writer::Loop() {
+  pthread_setname_np(pthread_self(), "store-writer");
   std::vector<Item> batch;
   for (;;) {
     {
@@ -150,13 +153,15 @@ void Writer::RunBatch(std::vector<Item>& batch) {
 
   size_t failed_posts = 0;
   for (size_t i = 0; i < batch.size(); ++i) {
-    Item& item = batch[i];
-    if (item.done == nullptr) {
+    Completion* c = batch[i].completion;
+    if (c == nullptr) {
       if (!results[i].ok()) ++failed_posts;
       continue;
     }
-    *item.result = std::move(results[i]);
-    item.done->release();
+    std::lock_guard lock(c->mu);
+    c->result = std::move(results[i]);
+    c->done = true;
+    c->cv.notify_one();
   }
   if (failed_posts > 0) {
     std::lock_guard lock(mu_);

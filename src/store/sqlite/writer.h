@@ -15,7 +15,6 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <semaphore>
 #include <thread>
 #include <vector>
 
@@ -51,10 +50,17 @@ class Writer {
   size_t failed_posts() const;
 
  private:
+  // Where a waiting caller gets its outcome. Lives on the caller's stack; the writer notifies
+  // while holding the mutex, so the caller cannot return (and destroy it) while it does.
+  struct Completion {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    Status result;
+  };
   struct Item {
     Op op;
-    Status* result = nullptr;               // null for Post
-    std::binary_semaphore* done = nullptr;  // null for Post
+    Completion* completion = nullptr;  // null for Post
   };
 
   void Loop();

@@ -30,12 +30,12 @@ class WriterTest : public ::testing::Test {
   }
 
   static Writer::Op Insert(int64_t v) {
-    return [v](Connection& c) { return c.Prepare("INSERT INTO t (v) VALUES (?1)").Bind(1, v).Run(); };
+    return
+        [v](Connection& c) { return c.Prepare("INSERT INTO t (v) VALUES (?1)").Bind(1, v).Run(); };
   }
 
   std::vector<int64_t> Values() {
-    Result<std::unique_ptr<Connection>> conn =
-        Connection::Open(path_, Connection::Mode::kReadOnly);
+    Result<std::unique_ptr<Connection>> conn = Connection::Open(path_, Connection::Mode::kReadOnly);
     std::vector<int64_t> out;
     if (!conn.ok()) return out;
     Stmt q = (*conn)->Prepare("SELECT v FROM t ORDER BY v");
