@@ -30,8 +30,9 @@ struct HttpRequest {
   Headers headers;
   std::string body;
   int timeout_ms = 10'000;  // whole request, connect included
-  // http:// URLs: speak HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1. https:// URLs
-  // always offer h2 via ALPN and fall back to HTTP/1.1.
+  // http:// URLs: speak HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1 (libcurl 7.88's
+  // bug with prior knowledge on reused connections is worked around inside the client). https://
+  // URLs always offer h2 via ALPN and fall back to HTTP/1.1.
   bool h2c = false;
   bool verify_tls = true;  // off only for tests against self-signed loopback peers
   std::string ca_file;     // extra trust anchor (PEM), e.g. the simulator's certificate
@@ -78,10 +79,14 @@ struct HttpClientOptions {
   int max_total_connections = 256;
   int max_concurrent_streams = 1000;  // per HTTP/2 connection (CURLMOPT_MAX_CONCURRENT_STREAMS)
   int connect_timeout_ms = 5'000;
-  // Transfers handed to curl at once. Requests beyond it wait in the client's own queue (cheap:
-  // no easy handle, no buffers) and their timeout_ms keeps counting there; one that expires
-  // while queued completes with timed_out and sent == false. Bounds the memory of a burst.
+  // Transfers handed to curl at once, over all origins. Requests beyond it wait in the client's
+  // own queue (cheap: no easy handle, no buffers). Bounds the memory of a burst.
   int max_active_transfers = 2048;
+  // Besides, one origin (scheme://host:port) gets at most max_connections_per_host *
+  // min(max_concurrent_streams, 100) transfers inside curl at once: servers rarely allow more
+  // than ~100 streams per connection, and libcurl 7.88 slows down with every extra transfer it
+  // holds on a connection. Either way a waiting request's timeout_ms keeps counting; one that
+  // expires while queued completes with timed_out == true and sent == false.
 };
 
 class HttpClient {
