@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -18,7 +19,15 @@
 #include "http/server.h"
 #include "observe/log.h"
 #include "observe/metrics.h"
+#include "common/timer_queue.h"
+#include "net/http_client.h"
 #include "pipeline/consent_reaper.h"
+#include "pipeline/dispatcher.h"
+#include "pipeline/fanout.h"
+#include "pipeline/provider_directory.h"
+#include "providers/sim_defaults.h"
+#include "queue/queue.h"
+#include "sim/simulator.h"
 #include "store/sqlite/sqlite_store.h"
 
 namespace herald::cmd {
@@ -126,9 +135,61 @@ int RunServe(const ServeOptions& options) {
   (*store)->SetConsentExpiryListener([&reaper](UnixMillis at) { reaper.Nudge(at); });
   reaper.Start();
 
+  // ---- the send pipeline: simulator (optional), providers, queue, fan-out, dispatcher ----
+  std::unique_ptr<sim::Simulator> simulator;
+  std::string sim_url = options.sim_url;
+  std::string sim_smtp = options.sim_smtp;
+  if (options.with_sim) {
+    sim::SimulatorOptions sim_options;
+    sim_options.listen = "127.0.0.1:0";
+    sim_options.smtp_listen = "127.0.0.1:0";
+    simulator = sim::MakeSimulator(sim_options);
+    if (auto s = simulator->Start(); !s.ok()) {
+      std::fprintf(stderr, "herald: cannot start the simulator: %s\n", s.error().message.c_str());
+      reaper.Stop();
+      return 1;
+    }
+    sim_url = "http://127.0.0.1:" + std::to_string(simulator->port());
+    sim_smtp = "127.0.0.1:" + std::to_string(simulator->smtp_port());
+  }
+  std::unique_ptr<net::HttpClient> http_client = net::MakeHttpClient();
+  if (!http_client) {
+    std::fprintf(stderr, "herald: libcurl failed to initialise\n");
+    reaper.Stop();
+    return 1;
+  }
+  TimerQueue timers;
+  DirectoryOptions directory_options;
+  directory_options.router.max_rounds = 1;  // the dispatcher schedules retries on the queue
+  if (!sim_url.empty()) {
+    directory_options.fallback = [sim_url, sim_smtp](Channel c) {
+      return providers::SimProviderConfigs(c, sim_url, sim_smtp);
+    };
+  }
+  ProviderDirectory directory(store->get(), http_client.get(), &timers, directory_options);
+  QueueOptions queue_options;
+  queue_options.max_in_flight_per_tenant = options.max_in_flight * 3 / 4;
+  std::unique_ptr<Queue> queue = MakeLocalQueue(queue_options);
+  if (auto n = RequeueUnfinished(store->get(), queue.get()); !n.ok()) {
+    std::fprintf(stderr, "herald: cannot read unfinished deliveries: %s\n",
+                 n.error().message.c_str());
+    reaper.Stop();
+    return 1;
+  } else if (*n > 0) {
+    observe::Info("deliveries_requeued", {{"count", static_cast<long long>(*n)}});
+  }
+  Fanout fanout(store->get(), queue.get(), &metrics);
+  fanout.Start();
+  DispatcherOptions dispatcher_options;
+  dispatcher_options.workers = options.dispatch_workers;
+  dispatcher_options.max_in_flight = options.max_in_flight;
+  Dispatcher dispatcher(store->get(), queue.get(), &directory, &metrics, dispatcher_options);
+  dispatcher.Start();
+
   api::ApiOptions api_options;
   api_options.admin_token = admin_token;
   api_options.max_body_bytes = options.max_body_bytes;
+  api_options.on_notification = [&fanout](const std::string& id) { fanout.Submit(id); };
   http::ServerOptions server_options;
   server_options.listen = options.listen;
   server_options.io_threads = options.io_threads;
@@ -140,6 +201,8 @@ int RunServe(const ServeOptions& options) {
   if (auto s = server->Start(); !s.ok()) {
     std::fprintf(stderr, "herald: cannot listen on %s: %s\n", options.listen.c_str(),
                  s.error().message.c_str());
+    fanout.Stop();
+    dispatcher.Stop(std::chrono::milliseconds(0));
     reaper.Stop();
     return 1;
   }
@@ -161,16 +224,27 @@ int RunServe(const ServeOptions& options) {
     std::fprintf(stderr, "  master key: created in %s (mode 0600) - back it up\n",
                  master_file.c_str());
   }
+  if (simulator) {
+    std::fprintf(stderr, "  provider simulator: %s (messages: %s/sim/messages), SMTP %s\n",
+                 sim_url.c_str(), sim_url.c_str(), sim_smtp.c_str());
+  } else if (!sim_url.empty()) {
+    std::fprintf(stderr, "  tenants without providers deliver to the simulator at %s\n",
+                 sim_url.c_str());
+  }
   std::fprintf(stderr, "  stop with Ctrl-C (SIGINT) or SIGTERM\n\n");
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
   observe::Info("herald stopping", {{"signal", sig}});
-  server->Stop();
+  server->Stop();   // no new requests; in-flight requests finish
+  fanout.Stop();    // its progress is stored with every page
+  dispatcher.Stop(std::chrono::milliseconds(options.shutdown_grace_ms));  // sends finish
+  queue->Close();
   reaper.Stop();
   if (auto s = (*store)->Flush(); !s.ok()) {
     observe::Error("final flush failed", {{"code", s.error().code}});
   }
+  if (simulator) simulator->Stop();
   observe::Info("herald stopped");
   return 0;
 }

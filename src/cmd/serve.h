@@ -1,6 +1,8 @@
 // `herald serve`: every role in one process.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace herald::cmd {
@@ -14,6 +16,14 @@ struct ServeOptions {
   std::string tls_cert;
   std::string tls_key;
   std::string log_level = "info";
+  // Tenants without provider settings of their own deliver to this provider simulator
+  // (`herald sim`): its HTTP base URL and its SMTP host:port.
+  std::string sim_url;
+  std::string sim_smtp;
+  bool with_sim = false;  // start a simulator in this process (on free loopback ports) and use it
+  int dispatch_workers = 2;
+  size_t max_in_flight = 4096;  // provider sends outstanding at once
+  int shutdown_grace_ms = 10'000;  // on SIGTERM, how long sends in flight may take to finish
 };
 
 // Runs until SIGTERM or SIGINT; returns the process exit code.

@@ -25,6 +25,7 @@
 
 #include "common/result.h"
 #include "model/model.h"
+#include "model/notification.h"
 
 namespace herald {
 
@@ -49,6 +50,48 @@ struct ImportLineResult {
   bool ok = false;
   bool created = false;
   Error error;  // when !ok
+};
+
+struct CreatedNotification {
+  Notification notification;  // as stored (id, accepted_at, deadline)
+  bool created = false;       // false: the idempotency key was used before; this is the first
+};
+
+// One page of a notification's fan-out: the deliveries it created, as queue jobs.
+struct FanoutPage {
+  std::vector<DeliveryJob> jobs;
+  int64_t users = 0;  // users this page covered
+  bool done = false;  // the audience is exhausted: the fan-out is over
+};
+
+// Everything the dispatcher needs to send one delivery, read at the moment of sending.
+struct DispatchTarget {
+  int64_t delivery = 0;
+  std::string tenant_id;
+  std::string notification_id;
+  std::string external_id;
+  std::string device_id;
+  Channel channel = Channel::kEmail;
+  DeliveryStatus status = DeliveryStatus::kQueued;  // as stored now (cancelled: do not send)
+  // Why it must not be sent (DESIGN §4.2), or "" when it may: "user_gone", "opted_out",
+  // "consent_not_started", "consent_ended", "device_gone", "device_disabled".
+  std::string suppress_reason;
+  std::string address;  // plaintext, when it may be sent
+  std::string title;
+  std::string body;
+  UnixMillis accepted_at = 0;  // the notification's
+};
+
+// A delivery state change: the delivery's row moves to `stage` and an event is appended.
+struct DeliveryUpdate {
+  int64_t delivery = 0;
+  DeliveryStatus stage = DeliveryStatus::kDispatched;
+  UnixMillis at = 0;
+  std::string provider;
+  int attempt = 0;
+  std::string reason;
+  std::string provider_message_id;  // with kSent
+  bool disable_device = false;      // invalid_address: the device is disabled too
 };
 
 struct ApiKeyRecord {
@@ -129,6 +172,52 @@ class Store {
   // Called (from any thread) after a write that may have moved the earliest consent expiry
   // earlier, with the new candidate. Set once, before concurrent use.
   virtual void SetConsentExpiryListener(std::function<void(UnixMillis)> listener) = 0;
+
+  // ---- notifications and deliveries ----
+  // Stores a new notification (nothing fanned out yet) and returns it with its id. When the
+  // tenant used notification.idempotency_key before, stores nothing and returns the first
+  // notification with created = false (the caller compares request_hash).
+  virtual Result<CreatedNotification> CreateNotification(Notification notification) = 0;
+  // With counts per status, fan-out progress and the derived status.
+  virtual Result<Notification> GetNotification(std::string_view tenant_id,
+                                               std::string_view notification_id) = 0;
+  // Ids of the notifications (any tenant) whose fan-out has not finished, oldest first: a
+  // restart resumes them.
+  virtual Result<std::vector<std::string>> ListUnfinishedFanouts() = 0;
+  // Creates the deliveries (status queued, with their queued event) for the next page of the
+  // notification's audience — the devices of the users in its groups and users, each device
+  // once, at most about `max_users` users — and records the progress in the same transaction,
+  // so a fan-out interrupted by a crash resumes where it stopped. Users past their consent
+  // window and disabled devices are left out; the dispatcher checks consent again at sending.
+  // A cancelled notification's fan-out is done at once.
+  virtual Result<FanoutPage> FanOutPage(std::string_view notification_id, int max_users) = 0;
+  // Deliveries (any tenant) not yet terminal, after `after_delivery` in row-key order: the
+  // queue is rebuilt from them after a restart.
+  virtual Result<std::vector<DeliveryJob>> ListUnfinishedDeliveries(int64_t after_delivery,
+                                                                    int limit) = 0;
+  // Reads, for each job, what sending it needs and whether it may be sent now. Deliveries that
+  // no longer exist are left out.
+  virtual Result<std::vector<DispatchTarget>> LoadDispatchTargets(
+      const std::vector<DeliveryJob>& jobs) = 0;
+  // Queues the state changes for the next write batch (not waited for; Flush waits).
+  virtual void RecordDeliveryUpdates(std::vector<DeliveryUpdate> updates) = 0;
+  // Cancels every delivery of the notification that is queued or waiting to retry, and stops
+  // its fan-out. Returns how many deliveries were cancelled. kNotFound for unknown ids.
+  virtual Result<int64_t> CancelNotification(std::string_view tenant_id,
+                                             std::string_view notification_id) = 0;
+  // The notification's deliveries in creation order, optionally only those in `status`.
+  virtual Result<Page<Delivery>> ListDeliveries(std::string_view tenant_id,
+                                                std::string_view notification_id,
+                                                std::optional<DeliveryStatus> status,
+                                                const PageRequest& page) = 0;
+  // The user's delivery events, newest first (also of deliveries to devices since removed).
+  virtual Result<Page<DeliveryEvent>> ListUserEvents(std::string_view tenant_id,
+                                                     std::string_view external_id,
+                                                     const PageRequest& page) = 0;
+  // A provider's delivery receipt: moves the sent delivery whose provider message id this is to
+  // `stage` (kDelivered or kFailed). kNotFound when no such delivery exists.
+  virtual Status RecordReceipt(std::string_view provider, std::string_view provider_message_id,
+                               DeliveryStatus stage, std::string_view reason) = 0;
 
   // ---- audit ----
   // Queues the record; it is written with the next batch (not waited for).

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -37,6 +38,7 @@ struct BackendFactory {
   bool batches_writes = false;  // whether BackendOptions::on_batch reports batches
   std::function<std::unique_ptr<TestBackend>(BackendOptions)> open;
 };
+inline void PrintTo(const BackendFactory& f, std::ostream* os) { *os << f.name; }
 
 class StoreConformanceTest : public ::testing::TestWithParam<BackendFactory> {
  protected:

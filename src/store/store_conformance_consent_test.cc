@@ -17,6 +17,15 @@ namespace {
 
 // ---- consent ----
 
+// The reaper's budget (DESIGN R3: erased within 1 s of consent_until). Under AddressSanitizer
+// every allocation and memset of SQLite's goes through the sanitizer's runtime, about 15 times
+// slower, so only the uninstrumented build holds the store to the real budget.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr auto kEraseBudget = std::chrono::seconds(15);
+#else
+constexpr auto kEraseBudget = std::chrono::seconds(1);
+#endif
+
 TEST_P(StoreConformanceTest, ExpiredUserIsInvisibleBeforeErasure) {
   Tenant t = NewTenant();
   ASSERT_OK(store().PutGroup(Group{t.id, "other", "", 0, 0}));
@@ -167,7 +176,7 @@ TEST_P(StoreConformanceTest, TenThousandUsersExpiringTogetherAreErasedWithinASec
   }
   auto elapsed = std::chrono::steady_clock::now() - start;
   EXPECT_EQ(total, kUsers);
-  EXPECT_LT(elapsed, std::chrono::seconds(1))
+  EXPECT_LT(elapsed, kEraseBudget)
       << std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count() << " ms";
   std::printf("[ info ] erased %d users (2 devices, 1 group each) in %lld ms\n", kUsers,
               static_cast<long long>(

@@ -110,6 +110,69 @@ CREATE TABLE audit (
 );
 CREATE INDEX audit_tenant ON audit(tenant_id, id);
 )sql",
+    // ---- version 2: the send pipeline ----
+    R"sql(
+-- A send request. Title and body are sealed like PII (a tenant may write names into them). The
+-- fan-out's progress (source = index into groups then the users list, cursor = last user pk of
+-- that source) is written with each page of deliveries, so a crash resumes it exactly.
+CREATE TABLE notifications (
+  pk INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  tenant_pk INTEGER NOT NULL REFERENCES tenants(pk),
+  idempotency_key TEXT,                   -- NULL = none
+  request_hash TEXT NOT NULL,
+  title_sealed BLOB NOT NULL,             -- PiiCipher::Seal(title, "ntf:title")
+  body_sealed BLOB NOT NULL,              -- PiiCipher::Seal(body, "ntf:body")
+  to_groups TEXT NOT NULL,                -- group keys, '\n'-separated
+  to_users TEXT NOT NULL,                 -- external ids, '\n'-separated
+  channels TEXT NOT NULL,                 -- channel names, ' '-separated; '' = all
+  priority INTEGER NOT NULL,
+  accepted_at INTEGER NOT NULL,
+  deadline INTEGER NOT NULL,
+  fanout_source INTEGER NOT NULL DEFAULT 0,
+  fanout_cursor INTEGER NOT NULL DEFAULT 0,
+  fanout_done INTEGER NOT NULL DEFAULT 0,
+  deliveries INTEGER NOT NULL DEFAULT 0,
+  cancelled_at INTEGER,
+  UNIQUE (tenant_pk, idempotency_key)
+);
+CREATE INDEX notifications_fanout ON notifications(pk) WHERE fanout_done = 0;
+
+-- One delivery per device reached. status: DeliveryStatus as an integer. No address here: the
+-- dispatcher reads the device (and the user's consent) at the moment of sending.
+CREATE TABLE deliveries (
+  pk INTEGER PRIMARY KEY,
+  notification_pk INTEGER NOT NULL REFERENCES notifications(pk),
+  tenant_pk INTEGER NOT NULL,
+  user_pk INTEGER NOT NULL,
+  external_id TEXT NOT NULL,
+  device_id TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  status INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  provider TEXT NOT NULL DEFAULT '',
+  provider_message_id TEXT,
+  reason TEXT NOT NULL DEFAULT '',
+  deadline INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX deliveries_notification ON deliveries(notification_pk, status);
+CREATE INDEX deliveries_user ON deliveries(tenant_pk, external_id);
+CREATE INDEX deliveries_receipt ON deliveries(provider, provider_message_id)
+  WHERE provider_message_id IS NOT NULL AND channel IN ('email', 'sms');
+
+-- Every state change of every delivery, clustered by delivery.
+CREATE TABLE delivery_events (
+  delivery_pk INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  stage INTEGER NOT NULL,
+  attempt INTEGER NOT NULL,
+  provider TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  PRIMARY KEY (delivery_pk, seq)
+) WITHOUT ROWID;
+)sql",
 };
 
 constexpr int kVersions = static_cast<int>(std::size(kMigrations));

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "store/sqlite/checkpointer.h"
+#include "store/sqlite/delivery_rows.h"
 #include "store/sqlite/read_pool.h"
 #include "store/sqlite/sqlite_store.h"
 #include "store/sqlite/tenant_keys.h"
@@ -73,6 +74,28 @@ class SqliteStore final : public Store {
   Result<int64_t> EraseExpiredUsers(UnixMillis now, int limit) override;
   void SetConsentExpiryListener(std::function<void(UnixMillis)> listener) override;
 
+  Result<CreatedNotification> CreateNotification(Notification notification) override;
+  Result<Notification> GetNotification(std::string_view tenant_id,
+                                       std::string_view notification_id) override;
+  Result<std::vector<std::string>> ListUnfinishedFanouts() override;
+  Result<FanoutPage> FanOutPage(std::string_view notification_id, int max_users) override;
+  Result<std::vector<DeliveryJob>> ListUnfinishedDeliveries(int64_t after_delivery,
+                                                            int limit) override;
+  Result<std::vector<DispatchTarget>> LoadDispatchTargets(
+      const std::vector<DeliveryJob>& jobs) override;
+  void RecordDeliveryUpdates(std::vector<DeliveryUpdate> updates) override;
+  Result<int64_t> CancelNotification(std::string_view tenant_id,
+                                     std::string_view notification_id) override;
+  Result<Page<Delivery>> ListDeliveries(std::string_view tenant_id,
+                                        std::string_view notification_id,
+                                        std::optional<DeliveryStatus> status,
+                                        const PageRequest& page) override;
+  Result<Page<DeliveryEvent>> ListUserEvents(std::string_view tenant_id,
+                                             std::string_view external_id,
+                                             const PageRequest& page) override;
+  Status RecordReceipt(std::string_view provider, std::string_view provider_message_id,
+                       DeliveryStatus stage, std::string_view reason) override;
+
   void AppendAudit(AuditRecord record) override;
   Result<Page<AuditRecord>> ListAudit(std::string_view tenant_id, const PageRequest& page) override;
   Status Flush() override;
@@ -89,6 +112,7 @@ class SqliteStore final : public Store {
   TenantKeys tenants_;
   std::unique_ptr<Writer> writer_;  // destroyed first: drains queued writes
   std::function<void(UnixMillis)> consent_listener_;
+  EventSeq event_seq_;  // writer thread only
 };
 
 // Runs `body`, turning any exception into kInternal: no exception crosses the Store interface.

@@ -151,21 +151,23 @@ void Writer::RunBatch(std::vector<Item>& batch) {
     }
   }
 
+  // Count failed posts before waking anyone: a caller woken by a Flush in this batch must see
+  // the failures of the posts queued before it.
   size_t failed_posts = 0;
   for (size_t i = 0; i < batch.size(); ++i) {
-    Completion* c = batch[i].completion;
-    if (c == nullptr) {
-      if (!results[i].ok()) ++failed_posts;
-      continue;
-    }
-    std::lock_guard lock(c->mu);
-    c->result = std::move(results[i]);
-    c->done = true;
-    c->cv.notify_one();
+    if (batch[i].completion == nullptr && !results[i].ok()) ++failed_posts;
   }
   if (failed_posts > 0) {
     std::lock_guard lock(mu_);
     failed_posts_ += failed_posts;
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Completion* c = batch[i].completion;
+    if (c == nullptr) continue;
+    std::lock_guard lock(c->mu);
+    c->result = std::move(results[i]);
+    c->done = true;
+    c->cv.notify_one();
   }
 }
 

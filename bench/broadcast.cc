@@ -1,0 +1,236 @@
+// bench_broadcast: one send to a group of N users with two push devices each (iOS + Android),
+// through Herald's real pipeline — SQLite store, fan-out, local queue, dispatcher, APNs and FCM
+// clients over HTTP/2 — to the provider simulator running as a process of its own (`herald sim`)
+// on this machine, until every delivery is terminal. Prints deliveries/s, time to the last
+// delivery, accept→provider latency percentiles, peak RSS, and h2load's raw request rate against
+// the same simulator endpoint in the same run, with the ratio.
+//
+//   build/bench_broadcast [--users=1000000] [--h2load-requests=400000]
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench/bench_util.h"
+#include "common/timer_queue.h"
+#include "crypto/crypto.h"
+#include "net/http_client.h"
+#include "observe/metrics.h"
+#include "pipeline/dispatcher.h"
+#include "pipeline/fanout.h"
+#include "pipeline/provider_directory.h"
+#include "providers/jwt.h"
+#include "providers/sim_defaults.h"
+#include "queue/queue.h"
+#include "sim/demo_credentials.h"
+#include "store/sqlite/sqlite_store.h"
+
+namespace herald {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string Token(int i) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016x", i);
+  return std::string(48, 'b') + buf;
+}
+
+// Starts `herald sim` (the binary beside this benchmark) and returns its pid.
+pid_t StartSim(const std::filesystem::path& herald, int port, int smtp_port) {
+  const std::string listen = "127.0.0.1:" + std::to_string(port);
+  const std::string smtp = "127.0.0.1:" + std::to_string(smtp_port);
+  pid_t pid = fork();
+  if (pid == 0) {
+    std::freopen("/dev/null", "w", stderr);
+    execl(herald.c_str(), herald.c_str(), "sim", "--listen", listen.c_str(), "--smtp-listen",
+          smtp.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return pid;
+}
+
+std::string RunAndCapture(const std::string& command) {
+  std::string out;
+  FILE* p = popen((command + " 2>&1").c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  pclose(p);
+  return out;
+}
+
+// h2load's request rate against the simulator's APNs endpoint, with a valid provider token.
+double H2loadRate(int port, int requests) {
+  auto signer = providers::JwtSigner::Make(providers::JwtSigner::Alg::kES256,
+                                           sim::kDemoApnsPrivateKeyPem);
+  if (!signer.ok()) return 0;
+  const std::string header = std::string(R"({"alg":"ES256","kid":")") +
+                             std::string(sim::kDemoApnsKeyId) + R"("})";
+  const std::string claims = std::string(R"({"iss":")") + std::string(sim::kDemoApnsTeamId) +
+                             R"(","iat":)" + std::to_string(NowMillis() / 1000) + "}";
+  auto jwt = (*signer)->Sign(header, claims);
+  if (!jwt.ok()) return 0;
+  const auto body = bench::TempDir("h2load-body") / "body.json";
+  FILE* f = std::fopen(body.c_str(), "w");
+  std::fputs(R"({"aps":{"alert":{"title":"Flash","body":"Sale today"}}})", f);
+  std::fclose(f);
+  const std::string cmd =
+      "h2load -n " + std::to_string(requests) + " -c 4 -m 100 -t 1 -d " + body.string() +
+      " -H 'authorization: bearer " + *jwt + "' -H 'apns-topic: " +
+      std::string(sim::kDemoApnsTopic) + "' -H 'apns-push-type: alert' http://127.0.0.1:" +
+      std::to_string(port) + "/3/device/" + Token(0);
+  const std::string out = RunAndCapture(cmd);
+  std::smatch m;
+  if (std::regex_search(out, m, std::regex(R"(finished in [0-9.]+m?s, ([0-9.]+) req/s)"))) {
+    return std::stod(m[1]);
+  }
+  std::fprintf(stderr, "h2load failed:\n%s\n", out.c_str());
+  return 0;
+}
+
+int Main(int argc, char** argv) {
+  const int users = std::stoi(bench::Flag(argc, argv, "users", "1000000"));
+  const int h2load_requests = std::stoi(bench::Flag(argc, argv, "h2load-requests", "400000"));
+  if (!crypto::InitCrypto()) return 1;
+  const std::filesystem::path herald =
+      std::filesystem::canonical("/proc/self/exe").parent_path() / "herald";
+  const int sim_port = 19000 + getpid() % 1000;
+  const pid_t sim_pid = StartSim(herald, sim_port, sim_port + 1000);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const std::string sim_url = "http://127.0.0.1:" + std::to_string(sim_port);
+
+  const auto dir = bench::TempDir("bench-broadcast");
+  SqliteStoreOptions so;
+  so.path = (dir / "herald.db").string();
+  so.master_key = crypto::RandomKey();
+  auto opened = OpenSqliteStore(std::move(so));
+  if (!opened.ok()) return 1;
+  std::unique_ptr<Store> store = std::move(*opened);
+  Tenant t;
+  t.name = "Bench";
+  t.delivery_deadline_minutes = 30;
+  Tenant tenant = *store->CreateTenant(t);
+
+  std::printf("machine: %u cores; users: %d (x2 push devices)\n",
+              std::thread::hardware_concurrency(), users);
+  auto populate_start = Clock::now();
+  std::atomic<int> next{0};
+  auto populate = [&] {
+    constexpr int kBatch = 1000;
+    for (int from = next.fetch_add(kBatch); from < users; from = next.fetch_add(kBatch)) {
+      std::vector<User> batch;
+      for (int i = from; i < std::min(users, from + kBatch); ++i) {
+        User u;
+        u.tenant_id = tenant.id;
+        u.external_id = "u" + std::to_string(i);
+        u.opt_in = true;
+        u.consent_from = NowMillis() - 1000;
+        u.consent_until = NowMillis() + 86'400'000LL * 365;
+        u.devices = {Device{"", Channel::kIos, Token(i)},
+                     Device{"", Channel::kAndroid, "fcm-" + std::to_string(i)}};
+        u.groups = {"all"};
+        batch.push_back(std::move(u));
+      }
+      (void)store->PutUsers(tenant.id, std::move(batch));
+    }
+  };
+  std::thread p1(populate), p2(populate);
+  p1.join();
+  p2.join();
+  std::printf("populated in %.1f s; RSS so far %ld MiB\n", bench::Seconds(populate_start),
+              bench::PeakRssMiB());
+
+  observe::Registry metrics;
+  auto client = net::MakeHttpClient();
+  TimerQueue timers;
+  DirectoryOptions d;
+  d.router.max_rounds = 1;
+  d.fallback = [&](Channel c) { return providers::SimProviderConfigs(c, sim_url, ""); };
+  ProviderDirectory directory(store.get(), client.get(), &timers, d);
+  std::unique_ptr<Queue> queue = MakeLocalQueue({});
+  Fanout fanout(store.get(), queue.get(), &metrics);
+  Dispatcher dispatcher(store.get(), queue.get(), &directory, &metrics);
+  fanout.Start();
+  dispatcher.Start();
+
+  Notification n;
+  n.tenant_id = tenant.id;
+  n.title = "Flash";
+  n.body = "Sale today";
+  n.to_groups = {"all"};
+  n.accepted_at = NowMillis();
+  n.deadline = n.accepted_at + 30 * 60'000;
+  n.request_hash = "bench";
+  const auto send_start = Clock::now();
+  auto created = store->CreateNotification(n);
+  if (!created.ok()) return 1;
+  fanout.Submit(created->notification.id);
+
+  const int64_t expected = 2LL * users;
+  auto terminal = [&] {
+    int64_t sum = 0;
+    for (const char* s : {"sent", "failed", "suppressed", "expired"}) {
+      sum += static_cast<int64_t>(
+          metrics.GetCounter("herald_delivery_events_total", "", {{"stage", s}}).Value());
+    }
+    return sum;
+  };
+  while (terminal() < expected && bench::Seconds(send_start) < 900) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const double elapsed = bench::Seconds(send_start);
+  dispatcher.Stop(std::chrono::seconds(5));
+  fanout.Stop();
+  (void)store->Flush();
+  const double recorded = bench::Seconds(send_start);
+
+  auto final_n = store->GetNotification(tenant.id, created->notification.id);
+  auto& hist = metrics.GetHistogram("herald_delivery_accept_to_provider_seconds", "",
+                                    observe::LatencyBuckets());
+  auto percentile = [&](double q) {
+    std::vector<uint64_t> c = hist.CumulativeCounts();
+    const double target = q * static_cast<double>(hist.Count());
+    for (size_t i = 0; i < hist.bounds().size(); ++i) {
+      if (static_cast<double>(c[i]) >= target) return hist.bounds()[i];
+    }
+    return -1.0;
+  };
+  const int64_t sent = final_n.ok() ? final_n->counts[static_cast<size_t>(DeliveryStatus::kSent)]
+                                    : 0;
+  const double rate = static_cast<double>(expected) / elapsed;
+  std::printf("deliveries: %lld sent of %lld (status %s)\n", static_cast<long long>(sent),
+              static_cast<long long>(expected),
+              final_n.ok() ? std::string(ToString(final_n->status)).c_str() : "?");
+  std::printf("time to the last delivery: %.2f s; every event written after %.2f s\n", elapsed,
+              recorded);
+  std::printf("herald: %.0f deliveries/s end to end\n", rate);
+  std::printf("accept->provider latency: p50 <= %.3f s, p99 <= %.3f s (histogram bucket bounds)\n",
+              percentile(0.5), percentile(0.99));
+  std::printf("peak RSS: %ld MiB\n", bench::PeakRssMiB());
+  const double h2 = H2loadRate(sim_port, h2load_requests);
+  std::printf("h2load against the same simulator: %.0f req/s; ratio %.2f\n", h2,
+              h2 > 0 ? rate / h2 : 0);
+
+  client.reset();
+  kill(sim_pid, SIGTERM);
+  waitpid(sim_pid, nullptr, 0);
+  store.reset();
+  std::filesystem::remove_all(dir);
+  return sent == expected ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace herald
+
+int main(int argc, char** argv) { return herald::Main(argc, argv); }

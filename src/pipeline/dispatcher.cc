@@ -1,0 +1,215 @@
+#include "pipeline/dispatcher.h"
+
+#include <pthread.h>
+
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+#include "observe/log.h"
+
+namespace herald {
+namespace {
+
+constexpr size_t kFlushAt = 1024;  // recorded changes that trigger a write at once
+
+std::string ReasonOf(const providers::SendResult& r) {
+  std::string reason(providers::ToString(r.outcome));
+  if (!r.reason.empty()) reason += ": " + r.reason;
+  return reason;
+}
+
+}  // namespace
+
+Dispatcher::Dispatcher(Store* store, Queue* queue, ProviderDirectory* providers,
+                       observe::Registry* metrics, DispatcherOptions options)
+    : store_(store),
+      queue_(queue),
+      providers_(providers),
+      options_(options),
+      retry_(options.retry),
+      metrics_(metrics),
+      send_latency_(metrics->GetHistogram(
+          "herald_delivery_accept_to_provider_seconds",
+          "From the notification's acceptance to the provider's acceptance of a delivery",
+          observe::LatencyBuckets())) {
+  for (DeliveryStatus s : kAllDeliveryStatuses) {
+    stage_counters_[static_cast<size_t>(s)] =
+        &metrics_->GetCounter("herald_delivery_events_total",
+                              "Delivery state changes recorded, by stage",
+                              {{"stage", std::string(ToString(s))}});
+  }
+}
+
+Dispatcher::~Dispatcher() { Stop(std::chrono::milliseconds(0)); }
+
+void Dispatcher::Start() {
+  stopping_ = false;
+  for (int i = 0; i < std::max(1, options_.workers); ++i) {
+    workers_.emplace_back([this] { Run(); });
+  }
+}
+
+void Dispatcher::Stop(std::chrono::milliseconds grace) {
+  if (workers_.empty()) return;
+  stopping_ = true;
+  for (std::thread& t : workers_) t.join();
+  workers_.clear();
+  {
+    std::unique_lock lock(idle_mu_);
+    idle_cv_.wait_for(lock, grace, [this] { return in_flight_.load() == 0; });
+  }
+  FlushUpdates();
+  (void)store_->Flush();
+}
+
+void Dispatcher::Run() {
+  pthread_setname_np(pthread_self(), "dispatcher");
+  while (!stopping_) {
+    if (in_flight_.load() >= options_.max_in_flight) {
+      std::unique_lock lock(idle_mu_);
+      idle_cv_.wait_for(lock, std::chrono::milliseconds(5),
+                        [this] { return in_flight_.load() < options_.max_in_flight; });
+      FlushUpdates();
+      continue;
+    }
+    std::vector<DeliveryJob> jobs = queue_->Take(options_.batch, std::chrono::milliseconds(20));
+    if (!jobs.empty()) Dispatch(jobs);
+    FlushUpdates();
+  }
+}
+
+void Dispatcher::Dispatch(const std::vector<DeliveryJob>& jobs) {
+  Result<std::vector<DispatchTarget>> targets = store_->LoadDispatchTargets(jobs);
+  if (!targets.ok()) {
+    // Storage trouble: give the jobs back for a little later, nothing was sent.
+    observe::Log(observe::LogLevel::kWarn, "dispatch_load_failed",
+                 {{"error", targets.error().code}});
+    for (DeliveryJob job : jobs) {
+      job.not_before = NowMillis() + 500;
+      queue_->Retry(job);
+    }
+    return;
+  }
+  std::unordered_map<int64_t, const DispatchTarget*> by_key;
+  for (const DispatchTarget& t : *targets) by_key.emplace(t.delivery, &t);
+  const UnixMillis now = NowMillis();
+  for (const DeliveryJob& job : jobs) {
+    auto found = by_key.find(job.delivery);
+    if (found == by_key.end()) {  // the delivery no longer exists
+      queue_->Done(job);
+      continue;
+    }
+    const DispatchTarget& t = *found->second;
+    if (IsTerminal(t.status)) {  // cancelled, or finished before a restart
+      queue_->Done(job);
+      continue;
+    }
+    if (!t.suppress_reason.empty()) {
+      Finish(job, DeliveryUpdate{job.delivery, DeliveryStatus::kSuppressed, now, "", job.attempt,
+                                 t.suppress_reason, "", false});
+      continue;
+    }
+    if (now >= job.deadline) {
+      Finish(job, DeliveryUpdate{job.delivery, DeliveryStatus::kExpired, now, "", job.attempt,
+                                 "deadline_passed", "", false});
+      continue;
+    }
+    Result<std::shared_ptr<providers::ProviderRouter>> router =
+        providers_->RouterFor(t.tenant_id, t.channel);
+    if (!router.ok()) {
+      Finish(job, DeliveryUpdate{job.delivery, DeliveryStatus::kFailed, now, "", job.attempt,
+                                 router.error().code, "", false});
+      continue;
+    }
+    const int attempt = job.attempt + 1;
+    Record(DeliveryUpdate{job.delivery, DeliveryStatus::kDispatched, now, "", attempt, "", "",
+                          false});
+    providers::Message m;
+    m.delivery_id = DeliveryIdOf(job.delivery);
+    m.tenant_id = t.tenant_id;
+    m.channel = t.channel;
+    m.address = t.address;
+    m.title = t.title;
+    m.body = t.body;
+    m.deadline = job.deadline;
+    m.priority = job.priority;
+    const UnixMillis accepted_at = t.accepted_at;
+    ++in_flight_;
+    (*router)->Send(std::move(m), [this, job, attempt, accepted_at,
+                                   keep = *router](providers::RouteOutcome outcome) {
+      if (outcome.result.outcome == providers::Outcome::kAccepted) {
+        send_latency_.Observe(static_cast<double>(NowMillis() - accepted_at) / 1000.0);
+      }
+      OnOutcome(job, attempt, outcome);
+      SendDone();
+    });
+  }
+}
+
+void Dispatcher::OnOutcome(DeliveryJob job, int attempt, const providers::RouteOutcome& outcome) {
+  const providers::SendResult& r = outcome.result;
+  const UnixMillis now = NowMillis();
+  switch (r.outcome) {
+    case providers::Outcome::kAccepted:
+      Finish(job, DeliveryUpdate{job.delivery, DeliveryStatus::kSent, now, r.provider, attempt, "",
+                                 r.provider_message_id, false});
+      return;
+    case providers::Outcome::kInvalidAddress:
+      Finish(job, DeliveryUpdate{job.delivery, DeliveryStatus::kFailed, now, r.provider, attempt,
+                                 ReasonOf(r), "", true});
+      return;
+    case providers::Outcome::kRejected:
+      Finish(job, DeliveryUpdate{job.delivery, DeliveryStatus::kFailed, now, r.provider, attempt,
+                                 ReasonOf(r), "", false});
+      return;
+    case providers::Outcome::kRetry:
+    case providers::Outcome::kThrottled:
+    case providers::Outcome::kAuthError:
+      break;
+  }
+  std::optional<UnixMillis> next = retry_.NextAttempt(attempt, r.retry_after_ms, now, job.deadline);
+  if (!next) {
+    Finish(job, DeliveryUpdate{job.delivery, DeliveryStatus::kExpired, now, r.provider, attempt,
+                               "deadline_passed after " + ReasonOf(r), "", false});
+    return;
+  }
+  Record(DeliveryUpdate{job.delivery, DeliveryStatus::kRetrying, now, r.provider, attempt,
+                        ReasonOf(r), "", false});
+  job.attempt = static_cast<uint16_t>(attempt);
+  job.not_before = *next;
+  queue_->Retry(job);
+}
+
+void Dispatcher::Finish(const DeliveryJob& job, DeliveryUpdate update) {
+  Record(std::move(update));
+  queue_->Done(job);
+}
+
+void Dispatcher::Record(DeliveryUpdate update) {
+  stage_counters_[static_cast<size_t>(update.stage)]->Inc();
+  bool flush = false;
+  {
+    std::lock_guard lock(updates_mu_);
+    updates_.push_back(std::move(update));
+    flush = updates_.size() >= kFlushAt;
+  }
+  if (flush) FlushUpdates();
+}
+
+void Dispatcher::FlushUpdates() {
+  // Posted under the lock: batches reach the writer in the order they were recorded, so a
+  // delivery's "sent" can never be written before its "dispatched".
+  std::lock_guard lock(updates_mu_);
+  if (updates_.empty()) return;
+  store_->RecordDeliveryUpdates(std::move(updates_));
+  updates_.clear();
+}
+
+void Dispatcher::SendDone() {
+  std::lock_guard lock(idle_mu_);
+  --in_flight_;
+  idle_cv_.notify_all();
+}
+
+}  // namespace herald

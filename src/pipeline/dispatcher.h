@@ -1,0 +1,83 @@
+// The dispatcher: takes due delivery jobs from the queue (earliest deadline first), checks at
+// the moment of sending that the delivery may still go out (DESIGN §4.2: the user exists, is
+// opted in and inside the consent window, the device still exists) — otherwise it ends
+// `suppressed` with the reason — and sends it through the tenant channel's ProviderRouter. It
+// records every state change as an event (dispatched, sent, retrying, failed, suppressed,
+// expired), disables devices the provider calls invalid, and schedules retries on the queue
+// (Retry-After honoured, exponential backoff with full jitter) until the deadline, then
+// `expired`.
+//
+// Thread-safety: Start/Stop from one thread. Its worker threads take and load jobs; provider
+// completions arrive on the HTTP client's thread and only record and re-queue (quick).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "observe/metrics.h"
+#include "pipeline/provider_directory.h"
+#include "providers/retry_policy.h"
+#include "queue/queue.h"
+#include "store/store.h"
+
+namespace herald {
+
+struct DispatcherOptions {
+  size_t batch = 256;  // jobs taken and loaded at once
+  int workers = 2;     // threads taking from the queue
+  providers::RetryOptions retry;
+  size_t max_in_flight = 4096;  // provider sends outstanding at once, over all tenants
+};
+
+class Dispatcher {
+ public:
+  Dispatcher(Store* store, Queue* queue, ProviderDirectory* providers,
+             observe::Registry* metrics, DispatcherOptions options = {});
+  ~Dispatcher();
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+
+  void Start();
+  // Stops taking jobs, waits up to `grace` for the sends in flight to complete, and writes every
+  // recorded state change. What was not taken stays queued in the store for the next start.
+  void Stop(std::chrono::milliseconds grace);
+
+  // Sends outstanding at the providers.
+  size_t in_flight() const { return in_flight_.load(); }
+
+ private:
+  void Run();
+  void Dispatch(const std::vector<DeliveryJob>& jobs);
+  void OnOutcome(DeliveryJob job, int attempt, const providers::RouteOutcome& outcome);
+  // Records the change and frees the job's queue slot.
+  void Finish(const DeliveryJob& job, DeliveryUpdate update);
+  void Record(DeliveryUpdate update);
+  void FlushUpdates();
+  void SendDone();
+
+  Store* store_;
+  Queue* queue_;
+  ProviderDirectory* providers_;
+  DispatcherOptions options_;
+  providers::RetryPolicy retry_;
+  observe::Registry* metrics_;
+  observe::Histogram& send_latency_;
+  std::array<observe::Counter*, kDeliveryStatusCount> stage_counters_{};
+
+  std::mutex updates_mu_;
+  std::vector<DeliveryUpdate> updates_;
+
+  std::atomic<bool> stopping_{false};
+  std::atomic<size_t> in_flight_{0};
+  std::mutex idle_mu_;
+  std::condition_variable idle_cv_;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace herald

@@ -1,0 +1,178 @@
+#include "store/sqlite/delivery_rows.h"
+
+#include <limits>
+
+namespace herald::sqlite {
+namespace {
+
+constexpr int64_t kQueued = static_cast<int64_t>(DeliveryStatus::kQueued);
+
+// Collects the RETURNING rows (pk, channel) of a delivery insert as jobs.
+Status CollectJobs(Stmt& w, const DeliveryInsert& insert, std::vector<DeliveryJob>& jobs) {
+  for (;;) {
+    Result<bool> row = w.Next();
+    if (!row.ok()) return row.take_error();
+    if (!*row) return Status::Ok();
+    DeliveryJob job;
+    job.delivery = w.Int(0);
+    job.notification = insert.notification_pk;
+    job.tenant = insert.tenant_pk;
+    job.deadline = insert.deadline;
+    job.channel = ParseChannel(w.Text(1)).value_or(Channel::kEmail);
+    jobs.push_back(job);
+  }
+}
+
+}  // namespace
+
+Result<int64_t> EventSeq::Take(Connection& conn, int64_t n) {
+  if (next_ == 0) {
+    Stmt q = conn.Prepare("SELECT COALESCE(MAX(seq), 0) FROM delivery_events");
+    Result<bool> row = q.Next();
+    if (!row.ok()) return row.take_error();
+    next_ = q.Int(0) + 1;
+  }
+  const int64_t first = next_;
+  next_ += n;
+  return first;
+}
+
+Result<GroupPage> InsertGroupPage(Connection& conn, const DeliveryInsert& insert, int64_t group_pk,
+                                  const std::string& earlier_groups, int64_t cursor,
+                                  int max_users, std::vector<DeliveryJob>& jobs) {
+  GroupPage page;
+  {
+    Stmt q = conn.Prepare(
+        "SELECT user_pk FROM memberships WHERE group_pk = ?1 AND user_pk > ?2 "
+        "ORDER BY user_pk LIMIT 1 OFFSET ?3");
+    q.Bind(1, group_pk).Bind(2, cursor).Bind(3, int64_t{max_users - 1});
+    Result<bool> row = q.Next();
+    if (!row.ok()) return row.take_error();
+    if (*row) {
+      page.last_user = q.Int(0);
+      page.users = max_users;
+    } else {
+      page.last_user = std::numeric_limits<int64_t>::max();
+      page.exhausted = true;
+    }
+  }
+  if (page.exhausted) {
+    Stmt q = conn.Prepare(
+        "SELECT COUNT(*) FROM memberships WHERE group_pk = ?1 AND user_pk > ?2");
+    q.Bind(1, group_pk).Bind(2, cursor);
+    Result<bool> row = q.Next();
+    if (!row.ok()) return row.take_error();
+    page.users = q.Int(0);
+  }
+  Stmt w = conn.Prepare(
+      "INSERT INTO deliveries (notification_pk, tenant_pk, user_pk, external_id, device_id, "
+      "channel, status, deadline, updated_at) "
+      "SELECT ?1, ?2, u.pk, u.external_id, d.id, d.channel, 0, ?3, ?4 FROM memberships m "
+      "JOIN users u ON u.pk = m.user_pk JOIN devices d ON d.user_pk = u.pk "
+      "WHERE m.group_pk = ?5 AND m.user_pk > ?6 AND m.user_pk <= ?7 AND u.consent_until > ?4 "
+      "AND d.disabled = 0 AND (?8 = '' OR instr(?8, ' ' || d.channel || ' ') > 0) "
+      "AND NOT EXISTS (SELECT 1 FROM memberships e WHERE e.user_pk = u.pk "
+      "AND e.group_pk IN (SELECT value FROM json_each(?9))) "
+      "ORDER BY u.pk, d.ord RETURNING pk, channel");
+  w.Bind(1, insert.notification_pk).Bind(2, insert.tenant_pk).Bind(3, insert.deadline);
+  w.Bind(4, insert.now).Bind(5, group_pk).Bind(6, cursor).Bind(7, page.last_user);
+  w.Bind(8, insert.channels).Bind(9, earlier_groups);
+  Status s = CollectJobs(w, insert, jobs);
+  if (!s.ok()) return s.take_error();
+  return page;
+}
+
+Status InsertUserDeliveries(Connection& conn, const DeliveryInsert& insert, int64_t user_pk,
+                            const std::string& groups, std::vector<DeliveryJob>& jobs) {
+  Stmt w = conn.Prepare(
+      "INSERT INTO deliveries (notification_pk, tenant_pk, user_pk, external_id, device_id, "
+      "channel, status, deadline, updated_at) "
+      "SELECT ?1, ?2, u.pk, u.external_id, d.id, d.channel, 0, ?3, ?4 FROM users u "
+      "JOIN devices d ON d.user_pk = u.pk "
+      "WHERE u.pk = ?5 AND u.consent_until > ?4 AND d.disabled = 0 "
+      "AND (?6 = '' OR instr(?6, ' ' || d.channel || ' ') > 0) "
+      "AND NOT EXISTS (SELECT 1 FROM memberships e WHERE e.user_pk = u.pk "
+      "AND e.group_pk IN (SELECT value FROM json_each(?7))) "
+      "ORDER BY d.ord RETURNING pk, channel");
+  w.Bind(1, insert.notification_pk).Bind(2, insert.tenant_pk).Bind(3, insert.deadline);
+  w.Bind(4, insert.now).Bind(5, user_pk).Bind(6, insert.channels).Bind(7, groups);
+  return CollectJobs(w, insert, jobs);
+}
+
+Status AppendQueuedEvents(Connection& conn, EventSeq& seq, const std::vector<DeliveryJob>& jobs,
+                          UnixMillis now) {
+  if (jobs.empty()) return Status::Ok();
+  Result<int64_t> first = seq.Take(conn, static_cast<int64_t>(jobs.size()));
+  if (!first.ok()) return first.take_error();
+  int64_t next = *first;
+  for (const DeliveryJob& job : jobs) {
+    Stmt w = conn.Prepare(
+        "INSERT INTO delivery_events (delivery_pk, seq, at, stage, attempt, provider, reason) "
+        "VALUES (?1, ?2, ?3, ?4, 0, '', '')");
+    Status s = w.Bind(1, job.delivery).Bind(2, next++).Bind(3, now).Bind(4, kQueued).Run();
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+Result<bool> ApplyDeliveryUpdate(Connection& conn, EventSeq& seq, int64_t delivery,
+                                 DeliveryStatus stage, UnixMillis at, const std::string& provider,
+                                 int attempt, const std::string& reason,
+                                 const std::string& provider_message_id, bool disable_device) {
+  const auto stage_code = static_cast<int64_t>(stage);
+  {
+    // A cancelled delivery is not dispatched or retried any more; anything else moves on.
+    Stmt w = conn.Prepare(
+        "UPDATE deliveries SET status = ?2, attempts = MAX(attempts, ?3), "
+        "provider = CASE WHEN ?4 = '' THEN provider ELSE ?4 END, reason = ?5, "
+        "provider_message_id = CASE WHEN ?6 = '' THEN provider_message_id ELSE ?6 END, "
+        "updated_at = ?7 WHERE pk = ?1 AND NOT (status = 8 AND ?2 IN (1, 4))");
+    w.Bind(1, delivery).Bind(2, stage_code).Bind(3, int64_t{attempt}).Bind(4, provider);
+    w.Bind(5, reason).Bind(6, provider_message_id).Bind(7, at);
+    Status s = w.Run();
+    if (!s.ok()) return s.take_error();
+    if (conn.Changes() == 0) return false;
+  }
+  Result<int64_t> n = seq.Take(conn, 1);
+  if (!n.ok()) return n.take_error();
+  Stmt e = conn.Prepare(
+      "INSERT INTO delivery_events (delivery_pk, seq, at, stage, attempt, provider, reason) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+  e.Bind(1, delivery).Bind(2, *n).Bind(3, at).Bind(4, stage_code).Bind(5, int64_t{attempt});
+  Status s = e.Bind(6, provider).Bind(7, reason).Run();
+  if (!s.ok()) return s.take_error();
+  if (disable_device) {
+    Stmt d = conn.Prepare(
+        "UPDATE devices SET disabled = 1 WHERE user_pk = (SELECT user_pk FROM deliveries WHERE "
+        "pk = ?1) AND id = (SELECT device_id FROM deliveries WHERE pk = ?1)");
+    s = d.Bind(1, delivery).Run();
+    if (!s.ok()) return s.take_error();
+  }
+  return true;
+}
+
+Result<int64_t> CancelOpenDeliveries(Connection& conn, EventSeq& seq, int64_t notification_pk,
+                                     UnixMillis now) {
+  std::vector<int64_t> open;
+  {
+    Stmt q = conn.Prepare(
+        "SELECT pk FROM deliveries WHERE notification_pk = ?1 AND status IN (0, 4)");
+    q.Bind(1, notification_pk);
+    for (;;) {
+      Result<bool> row = q.Next();
+      if (!row.ok()) return row.take_error();
+      if (!*row) break;
+      open.push_back(q.Int(0));
+    }
+  }
+  const std::string none;
+  const std::string reason = "cancelled_by_request";
+  for (int64_t pk : open) {
+    Result<bool> r = ApplyDeliveryUpdate(conn, seq, pk, DeliveryStatus::kCancelled, now, none, 0,
+                                         reason, none, false);
+    if (!r.ok()) return r.take_error();
+  }
+  return static_cast<int64_t>(open.size());
+}
+
+}  // namespace herald::sqlite

@@ -1,0 +1,284 @@
+// SqliteStore methods for deliveries: what the dispatcher reads at the moment of sending, the
+// state changes it records, the listings of the API, receipts, and the queue's rebuild.
+#include <map>
+#include <utility>
+
+#include "store/sqlite/cursor.h"
+#include "store/sqlite/sqlite_store_impl.h"
+#include "store/sqlite/user_rows.h"
+
+namespace herald::sqlite {
+namespace {
+
+constexpr char kDeliveryCursor = 'd';
+constexpr char kEventCursor = 'e';
+
+Error NotificationNotFound() {
+  return MakeError(ErrorKind::kNotFound, "notification_not_found",
+                   "No notification with this id exists for this tenant.", "id");
+}
+
+// Why a delivery must not be sent now (DESIGN §4.2), or "" when it may.
+std::string SuppressReason(bool user_exists, bool opt_in, UnixMillis consent_from,
+                           UnixMillis consent_until, bool device_exists, bool device_disabled,
+                           UnixMillis now) {
+  if (!user_exists) return "user_gone";
+  if (consent_until <= now) return "consent_ended";
+  if (consent_from > now) return "consent_not_started";
+  if (!opt_in) return "opted_out";
+  if (!device_exists) return "device_gone";
+  if (device_disabled) return "device_disabled";
+  return "";
+}
+
+}  // namespace
+
+Result<std::vector<DeliveryJob>> SqliteStore::ListUnfinishedDeliveries(int64_t after_delivery,
+                                                                       int limit) {
+  return NoThrow([&]() -> Result<std::vector<DeliveryJob>> {
+    ReadPool::Lease conn = readers_->Acquire();
+    Stmt q = conn->Prepare(
+        "SELECT d.pk, d.notification_pk, d.tenant_pk, d.deadline, d.channel, d.attempts, "
+        "n.priority FROM deliveries d JOIN notifications n ON n.pk = d.notification_pk "
+        "WHERE d.pk > ?1 AND d.status IN (0, 1, 4) ORDER BY d.pk LIMIT ?2");
+    q.Bind(1, after_delivery).Bind(2, int64_t{std::max(1, limit)});
+    std::vector<DeliveryJob> out;
+    for (;;) {
+      Result<bool> row = q.Next();
+      if (!row.ok()) return row.take_error();
+      if (!*row) return out;
+      DeliveryJob job;
+      job.delivery = q.Int(0);
+      job.notification = q.Int(1);
+      job.tenant = q.Int(2);
+      job.deadline = q.Int(3);
+      job.channel = ParseChannel(q.Text(4)).value_or(Channel::kEmail);
+      job.attempt = static_cast<uint16_t>(q.Int(5));
+      job.priority = static_cast<uint8_t>(q.Int(6));
+      out.push_back(job);
+    }
+  });
+}
+
+Result<std::vector<DispatchTarget>> SqliteStore::LoadDispatchTargets(
+    const std::vector<DeliveryJob>& jobs) {
+  return NoThrow([&]() -> Result<std::vector<DispatchTarget>> {
+    const UnixMillis now = NowMillis();
+    ReadPool::Lease conn = readers_->Acquire();
+    ReadTxn txn(*conn);
+    if (!txn.status().ok()) return txn.status().error();
+    struct Content {
+      std::string id, title, body;
+      UnixMillis accepted_at = 0;
+    };
+    std::map<int64_t, Content> contents;  // by notification pk
+    std::vector<DispatchTarget> out;
+    out.reserve(jobs.size());
+    for (const DeliveryJob& job : jobs) {
+      Stmt q = conn->Prepare(
+          "SELECT d.status, d.external_id, d.device_id, d.channel, t.id, d.notification_pk, "
+          "u.pk IS NOT NULL, u.opt_in, u.consent_from, u.consent_until, "
+          "v.id IS NOT NULL, v.disabled, v.address_sealed "
+          "FROM deliveries d JOIN tenants t ON t.pk = d.tenant_pk "
+          "LEFT JOIN users u ON u.pk = d.user_pk AND u.tenant_pk = d.tenant_pk "
+          "AND u.external_id = d.external_id "
+          "LEFT JOIN devices v ON v.user_pk = d.user_pk AND v.id = d.device_id "
+          "WHERE d.pk = ?1");
+      q.Bind(1, job.delivery);
+      Result<bool> row = q.Next();
+      if (!row.ok()) return row.take_error();
+      if (!*row) continue;
+      DispatchTarget t;
+      t.delivery = job.delivery;
+      t.status = static_cast<DeliveryStatus>(q.Int(0));
+      t.external_id = q.Text(1);
+      t.device_id = q.Text(2);
+      t.channel = ParseChannel(q.Text(3)).value_or(Channel::kEmail);
+      t.tenant_id = q.Text(4);
+      const int64_t notification_pk = q.Int(5);
+      t.suppress_reason = SuppressReason(q.Int(6) != 0, q.Int(7) != 0, q.Int(8), q.Int(9),
+                                         q.Int(10) != 0, q.Int(11) != 0, now);
+      Result<TenantRef> tenant = tenants_.Get(t.tenant_id);
+      if (!tenant.ok()) return tenant.take_error();
+      if (t.suppress_reason.empty()) {
+        std::string context = "addr:";
+        context.append(ToString(t.channel));
+        Result<std::string> address = tenant->cipher->Open(q.Blob(12), context);
+        if (!address.ok()) return DecryptFailed();
+        t.address = std::move(*address);
+      }
+      auto it = contents.find(notification_pk);
+      if (it == contents.end()) {
+        Stmt n = conn->Prepare(
+            "SELECT id, title_sealed, body_sealed, accepted_at FROM notifications WHERE pk = ?1");
+        n.Bind(1, notification_pk);
+        Result<bool> nrow = n.Next();
+        if (!nrow.ok()) return nrow.take_error();
+        if (!*nrow) continue;
+        Result<std::string> title = tenant->cipher->Open(n.Blob(1), "ntf:title");
+        Result<std::string> body = tenant->cipher->Open(n.Blob(2), "ntf:body");
+        if (!title.ok() || !body.ok()) return DecryptFailed();
+        it = contents.emplace(notification_pk, Content{n.Text(0), *title, *body, n.Int(3)}).first;
+      }
+      t.notification_id = it->second.id;
+      t.title = it->second.title;
+      t.body = it->second.body;
+      t.accepted_at = it->second.accepted_at;
+      out.push_back(std::move(t));
+    }
+    return out;
+  });
+}
+
+void SqliteStore::RecordDeliveryUpdates(std::vector<DeliveryUpdate> updates) {
+  if (updates.empty()) return;
+  writer_->Post([this, updates = std::move(updates)](Connection& c) -> Status {
+    for (const DeliveryUpdate& u : updates) {
+      Result<bool> r = ApplyDeliveryUpdate(c, event_seq_, u.delivery, u.stage, u.at, u.provider,
+                                           u.attempt, u.reason, u.provider_message_id,
+                                           u.disable_device);
+      if (!r.ok()) return r.take_error();
+    }
+    return Status::Ok();
+  });
+}
+
+Result<Page<Delivery>> SqliteStore::ListDeliveries(std::string_view tenant_id,
+                                                   std::string_view notification_id,
+                                                   std::optional<DeliveryStatus> status,
+                                                   const PageRequest& page) {
+  return NoThrow([&]() -> Result<Page<Delivery>> {
+    Result<TenantRef> tenant = tenants_.Get(tenant_id);
+    if (!tenant.ok()) return tenant.take_error();
+    Result<int64_t> after = DecodeIdCursor(kDeliveryCursor, page.cursor);
+    if (!after.ok()) return after.take_error();
+    const int limit = ClampLimit(page.limit);
+    ReadPool::Lease conn = readers_->Acquire();
+    ReadTxn txn(*conn);
+    if (!txn.status().ok()) return txn.status().error();
+    int64_t pk = 0;
+    {
+      Stmt q = conn->Prepare("SELECT pk FROM notifications WHERE tenant_pk = ?1 AND id = ?2");
+      q.Bind(1, tenant->pk).Bind(2, notification_id);
+      Result<bool> row = q.Next();
+      if (!row.ok()) return row.take_error();
+      if (!*row) return NotificationNotFound();
+      pk = q.Int(0);
+    }
+    Stmt q = status ? conn->Prepare(
+                          "SELECT pk, external_id, device_id, channel, status, attempts, "
+                          "provider, provider_message_id, reason, deadline, updated_at "
+                          "FROM deliveries WHERE notification_pk = ?1 AND status = ?4 AND "
+                          "pk > ?2 ORDER BY pk LIMIT ?3")
+                    : conn->Prepare(
+                          "SELECT pk, external_id, device_id, channel, status, attempts, "
+                          "provider, provider_message_id, reason, deadline, updated_at "
+                          "FROM deliveries WHERE notification_pk = ?1 AND pk > ?2 "
+                          "ORDER BY pk LIMIT ?3");
+    q.Bind(1, pk).Bind(2, *after).Bind(3, int64_t{limit + 1});
+    if (status) q.Bind(4, static_cast<int64_t>(*status));
+    Page<Delivery> out;
+    for (;;) {
+      Result<bool> row = q.Next();
+      if (!row.ok()) return row.take_error();
+      if (!*row) break;
+      if (static_cast<int>(out.items.size()) == limit) {
+        out.next_cursor = EncodeIdCursor(kDeliveryCursor, DeliveryKeyOf(out.items.back().id).value_or(0));
+        break;
+      }
+      Delivery d;
+      d.id = DeliveryIdOf(q.Int(0));
+      d.notification_id = std::string(notification_id);
+      d.external_id = q.Text(1);
+      d.device_id = q.Text(2);
+      d.channel = ParseChannel(q.Text(3)).value_or(Channel::kEmail);
+      d.status = static_cast<DeliveryStatus>(q.Int(4));
+      d.attempts = static_cast<int>(q.Int(5));
+      d.provider = q.Text(6);
+      if (!q.IsNull(7)) d.provider_message_id = q.Text(7);
+      d.reason = q.Text(8);
+      d.deadline = q.Int(9);
+      d.updated_at = q.Int(10);
+      out.items.push_back(std::move(d));
+    }
+    return out;
+  });
+}
+
+Result<Page<DeliveryEvent>> SqliteStore::ListUserEvents(std::string_view tenant_id,
+                                                        std::string_view external_id,
+                                                        const PageRequest& page) {
+  return NoThrow([&]() -> Result<Page<DeliveryEvent>> {
+    Result<TenantRef> tenant = tenants_.Get(tenant_id);
+    if (!tenant.ok()) return tenant.take_error();
+    Result<int64_t> before = DecodeIdCursor(kEventCursor, page.cursor);
+    if (!before.ok()) return before.take_error();
+    const int limit = ClampLimit(page.limit);
+    ReadPool::Lease conn = readers_->Acquire();
+    ReadTxn txn(*conn);
+    if (!txn.status().ok()) return txn.status().error();
+    Result<int64_t> user = FindVisibleUser(*conn, tenant->pk, external_id, NowMillis());
+    if (!user.ok()) return user.take_error();
+    Stmt q = conn->Prepare(
+        "SELECT e.seq, e.at, e.stage, e.attempt, e.provider, e.reason, d.pk, n.id, d.device_id, "
+        "d.channel FROM deliveries d JOIN delivery_events e ON e.delivery_pk = d.pk "
+        "JOIN notifications n ON n.pk = d.notification_pk "
+        "WHERE d.tenant_pk = ?1 AND d.external_id = ?2 AND (?3 = 0 OR e.seq < ?3) "
+        "ORDER BY e.seq DESC LIMIT ?4");
+    q.Bind(1, tenant->pk).Bind(2, external_id).Bind(3, *before).Bind(4, int64_t{limit + 1});
+    Page<DeliveryEvent> out;
+    for (;;) {
+      Result<bool> row = q.Next();
+      if (!row.ok()) return row.take_error();
+      if (!*row) break;
+      if (static_cast<int>(out.items.size()) == limit) {
+        out.next_cursor = EncodeIdCursor(kEventCursor, out.items.back().seq);
+        break;
+      }
+      DeliveryEvent e;
+      e.seq = q.Int(0);
+      e.at = q.Int(1);
+      e.stage = static_cast<DeliveryStatus>(q.Int(2));
+      e.attempt = static_cast<int>(q.Int(3));
+      e.provider = q.Text(4);
+      e.reason = q.Text(5);
+      e.delivery_id = DeliveryIdOf(q.Int(6));
+      e.notification_id = q.Text(7);
+      e.device_id = q.Text(8);
+      e.channel = ParseChannel(q.Text(9)).value_or(Channel::kEmail);
+      e.external_id = std::string(external_id);
+      out.items.push_back(std::move(e));
+    }
+    return out;
+  });
+}
+
+Status SqliteStore::RecordReceipt(std::string_view provider, std::string_view provider_message_id,
+                                  DeliveryStatus stage, std::string_view reason) {
+  return NoThrow([&]() -> Status {
+    const std::string p(provider);
+    const std::string r(reason);
+    return writer_->Run([&](Connection& c) -> Status {
+      int64_t pk = 0;
+      {
+        Stmt q = c.Prepare(
+            "SELECT pk FROM deliveries WHERE provider = ?1 AND provider_message_id = ?2 "
+            "AND provider_message_id IS NOT NULL AND channel IN ('email', 'sms')");
+        q.Bind(1, provider).Bind(2, provider_message_id);
+        Result<bool> row = q.Next();
+        if (!row.ok()) return row.take_error();
+        if (!*row) {
+          return MakeError(ErrorKind::kNotFound, "delivery_not_found",
+                           "No sent delivery has this provider message id.", "message_id");
+        }
+        pk = q.Int(0);
+      }
+      Result<bool> applied =
+          ApplyDeliveryUpdate(c, event_seq_, pk, stage, NowMillis(), p, 0, r, "", false);
+      if (!applied.ok()) return applied.take_error();
+      return Status::Ok();
+    });
+  });
+}
+
+}  // namespace herald::sqlite
