@@ -12,6 +12,8 @@
 //  - Order: among due jobs (not_before <= now) the earliest deadline is taken first, except
 //    that a tenant or channel at its in-flight limit is passed over (its jobs wait, others go).
 //    Priority breaks deadline ties (higher first), then enqueue order.
+//  - Take() hands jobs back as they were pushed (or retried).
+//  - Done() or Retry() of a job that is not in flight frees nothing; Retry() still queues it.
 //  - Close() wakes every Take(), which then return empty; Push after Close is ignored.
 #pragma once
 

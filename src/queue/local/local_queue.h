@@ -1,0 +1,125 @@
+// The in-process queue backend (DESIGN §2): every job in memory, behind one mutex. Its durable
+// state is the store's deliveries table: after a restart the pipeline pushes every non-terminal
+// delivery again, and de-duplication absorbs any overlap with a fan-out that is resuming.
+//
+// Layout, so that Push and Take are O(log n) and a queued job costs about 60 bytes:
+//  - a lane per (tenant, channel): a binary heap of its due jobs in the order of the contract,
+//    40 bytes a job, grown by a quarter at a time;
+//  - per channel, an ordered index of the lanes that may give a job now (non-empty, tenant under
+//    its limit), keyed by each lane's head. Take compares the first lane of each channel that is
+//    under its limit (at most four) and takes that lane's head, so a tenant or channel at its
+//    limit is passed over without scanning its jobs, and never blocks the others;
+//  - one timer heap of delayed jobs (not_before in the future); they move to their lanes when
+//    due, and a waiting Take sleeps no later than the earliest of them;
+//  - a flat set of queued delivery keys and a map of the in-flight ones, to ignore duplicates.
+// A tenant's lanes, once made, stay (a few hundred bytes a tenant).
+//
+// Thread-safety: as Queue, any method from any thread. Waiting takers are woken one at a time
+// (a taker that leaves jobs behind wakes the next), all at once only by Close() or by a delayed
+// job due sooner than the one they sleep for.
+#pragma once
+
+#include <array>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <iterator>
+#include <mutex>
+#include <set>
+#include <unordered_map>
+#include <vector>
+
+#include "model/notification.h"
+#include "queue/local/key_set.h"
+#include "queue/queue.h"
+
+namespace herald {
+
+class LocalQueue final : public Queue {
+ public:
+  explicit LocalQueue(QueueOptions options);
+  LocalQueue(const LocalQueue&) = delete;
+  LocalQueue& operator=(const LocalQueue&) = delete;
+
+  void Push(std::vector<DeliveryJob> jobs) override;
+  std::vector<DeliveryJob> Take(size_t max, std::chrono::milliseconds wait) override;
+  void Done(const DeliveryJob& job) override;
+  void Retry(DeliveryJob job) override;
+  size_t queued() const override;
+  size_t in_flight() const override;
+  void Close() override;
+
+ private:
+  static constexpr size_t kChannels = std::size(kAllChannels);
+
+  // A due job in 40 bytes, less what its lane knows (tenant, channel).
+  struct Entry {
+    int64_t delivery;
+    int64_t notification;
+    UnixMillis deadline;
+    uint64_t rank;       // RankOf(): priority and enqueue order, the ties of a deadline
+    uint64_t start_try;  // not_before (48 bits, signed) << 16 | attempt
+    bool operator<(const Entry& o) const {
+      return deadline != o.deadline ? deadline < o.deadline : rank < o.rank;
+    }
+  };
+  struct Lane;
+  // Where a lane stands in its channel's index: the order of its head job.
+  struct LaneKey {
+    UnixMillis deadline;
+    uint64_t rank;
+    Lane* lane;
+    bool operator<(const LaneKey& o) const {
+      return deadline != o.deadline ? deadline < o.deadline : rank < o.rank;
+    }
+  };
+  struct Tenant;
+  struct Lane {
+    std::vector<Entry> heap;  // std::push_heap order, the next job at the front
+    Tenant* tenant = nullptr;
+    int64_t tenant_key = 0;
+    Channel channel = Channel::kEmail;
+    bool indexed = false;  // whether `key` is in its channel's index
+    LaneKey key{};
+  };
+  struct Tenant {
+    size_t in_flight = 0;
+    std::array<Lane, kChannels> lanes;
+  };
+  struct Delayed {
+    DeliveryJob job;
+    uint64_t rank;
+  };
+  struct InFlight {
+    int64_t tenant;
+    Channel channel;
+  };
+  // What a change to the queue asks of the waiting takers.
+  enum class Wake { kNone, kOne, kAll };
+
+  // All below with mu_ held.
+  Wake AddLocked(const DeliveryJob& job, UnixMillis now);
+  void ToLaneLocked(const DeliveryJob& job, uint64_t rank);
+  void PromoteDueLocked(UnixMillis now);
+  void ReindexLocked(Lane& lane);
+  Lane* NextLaneLocked();
+  DeliveryJob TakeFromLocked(Lane& lane);
+  bool ReleaseLocked(int64_t delivery);
+  bool TenantOpen(const Tenant& t) const;
+  bool ChannelOpen(size_t channel) const;
+  void Notify(Wake wake);
+
+  const QueueOptions options_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool closed_ = false;
+  uint64_t next_seq_ = 0;                        // counts pushes: enqueue order
+  std::unordered_map<int64_t, Tenant> tenants_;  // node-based: Lane and Tenant pointers stay
+  std::array<std::set<LaneKey>, kChannels> ready_;
+  std::array<size_t, kChannels> channel_in_flight_{};
+  std::vector<Delayed> timers_;  // heap, the earliest not_before at the front
+  FlatKeySet queued_;            // delivery keys in lanes or timers_
+  std::unordered_map<int64_t, InFlight> in_flight_;
+};
+
+}  // namespace herald

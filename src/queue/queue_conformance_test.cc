@@ -1,0 +1,253 @@
+// The Queue conformance suite: every backend must pass it. Written only against the Queue
+// interface (queue.h), it runs once per backend in Backends() below; the fixture is in
+// queue_conformance.h and the tests are spread over queue_conformance*_test.cc. This file holds
+// the backend list, order, delayed jobs, waiting, duplicates and Close.
+#include "queue/queue_conformance.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdint>
+#include <future>
+#include <thread>
+#include <vector>
+
+namespace herald::queue_test {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+
+// ---- backends ----
+
+// A JetStream factory joins here (skipped unless a NATS server is configured).
+std::vector<QueueFactory> Backends() {
+  return {QueueFactory{"Local", [](QueueOptions o) { return MakeLocalQueue(o); }}};
+}
+
+// ---- order ----
+
+TEST_P(QueueConformanceTest, TakesEarliestDeadlineFirstAcrossTenants) {
+  auto q = Open();
+  q->Push({Job(1, 7, 30 * kMinute), Job(2, 8, 10 * kMinute), Job(3, 9, 20 * kMinute)});
+  q->Push({Job(4, 8, 25 * kMinute), Job(5, 7, 5 * kMinute), Job(6, 9, 15 * kMinute)});
+  EXPECT_EQ(q->queued(), 6u);
+  EXPECT_THAT(Keys(q->Take(3, milliseconds(0))), ElementsAre(5, 2, 6));
+  EXPECT_THAT(Keys(q->Take(10, milliseconds(0))), ElementsAre(3, 4, 1));
+  EXPECT_EQ(q->queued(), 0u);
+  EXPECT_EQ(q->in_flight(), 6u);
+}
+
+TEST_P(QueueConformanceTest, TakeReturnsTheJobAsPushed) {
+  auto q = Open();
+  DeliveryJob j = Job(42, 3, kMinute, 5, Channel::kSms);
+  j.notification = 77;
+  j.attempt = 2;
+  j.not_before = NowMillis() - 1000;
+  q->Push({j});
+  std::vector<DeliveryJob> got = q->Take(5, milliseconds(0));
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].delivery, 42);
+  EXPECT_EQ(got[0].notification, 77);
+  EXPECT_EQ(got[0].tenant, 3);
+  EXPECT_EQ(got[0].deadline, j.deadline);
+  EXPECT_EQ(got[0].not_before, j.not_before);
+  EXPECT_EQ(got[0].channel, Channel::kSms);
+  EXPECT_EQ(got[0].priority, 5);
+  EXPECT_EQ(got[0].attempt, 2);
+}
+
+TEST_P(QueueConformanceTest, HigherPriorityBreaksDeadlineTies) {
+  auto q = Open();
+  q->Push({Job(1, 1, kMinute, 5), Job(2, 2, kMinute, 10), Job(3, 1, 2 * kMinute, 10),
+           Job(4, 3, kMinute, 7), Job(5, 1, kMinute / 2, 1)});
+  EXPECT_THAT(DrainOneByOne(*q), ElementsAre(5, 2, 4, 1, 3));
+}
+
+TEST_P(QueueConformanceTest, EqualJobsComeOutInEnqueueOrder) {
+  auto q = Open();
+  q->Push({Job(30, 2, kMinute), Job(10, 1, kMinute), Job(20, 3, kMinute, 10, Channel::kIos)});
+  q->Push({Job(5, 1, kMinute), Job(40, 2, kMinute, 10, Channel::kSms)});
+  EXPECT_THAT(Keys(q->Take(10, milliseconds(0))), ElementsAre(30, 10, 20, 5, 40));
+}
+
+TEST_P(QueueConformanceTest, TakeZeroTakesNothing) {
+  auto q = Open();
+  q->Push({Job(1, 1, kMinute)});
+  EXPECT_THAT(q->Take(0, milliseconds(0)), IsEmpty());
+  EXPECT_EQ(q->queued(), 1u);
+}
+
+// ---- delayed jobs ----
+
+TEST_P(QueueConformanceTest, DelayedJobIsNotTakenBeforeItsTime) {
+  auto q = Open();
+  DeliveryJob j = Job(1, 1, kMinute);
+  j.not_before = NowMillis() + 60 * 1000;
+  q->Push({j});
+  EXPECT_EQ(q->queued(), 1u);
+  EXPECT_THAT(q->Take(1, milliseconds(100)), IsEmpty());
+  EXPECT_EQ(q->queued(), 1u);
+  EXPECT_EQ(q->in_flight(), 0u);
+}
+
+TEST_P(QueueConformanceTest, DelayedRetryBecomesDueOnTime) {
+  auto q = Open();
+  q->Push({Job(1, 1, kMinute)});
+  std::vector<DeliveryJob> got = q->Take(1, milliseconds(0));
+  ASSERT_EQ(got.size(), 1u);
+  DeliveryJob retry = got[0];
+  retry.attempt = 1;
+  retry.not_before = NowMillis() + 300;
+  q->Retry(retry);
+  EXPECT_EQ(q->in_flight(), 0u);
+  EXPECT_EQ(q->queued(), 1u);
+  EXPECT_THAT(q->Take(1, milliseconds(0)), IsEmpty());
+
+  const auto start = std::chrono::steady_clock::now();
+  got = q->Take(1, milliseconds(10000));
+  const UnixMillis taken_at = NowMillis();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].attempt, 1);
+  EXPECT_GE(taken_at, retry.not_before);
+  // Woken by the job's time, not by a slow poll or the end of the wait.
+  EXPECT_LT(ElapsedMs(start), 2000);
+}
+
+TEST_P(QueueConformanceTest, DueDelayedJobCompetesByDeadline) {
+  auto q = Open();
+  DeliveryJob delayed = Job(1, 1, kMinute);
+  delayed.not_before = NowMillis() + 500;
+  q->Push({delayed, Job(2, 2, 5 * kMinute)});
+  EXPECT_THAT(Keys(q->Take(5, milliseconds(0))), ElementsAre(2));
+  q->Push({Job(3, 2, 2 * kMinute)});
+  std::this_thread::sleep_for(milliseconds(600));
+  EXPECT_THAT(Keys(q->Take(5, milliseconds(0))), ElementsAre(1, 3));
+}
+
+TEST_P(QueueConformanceTest, WaitEndsEarlyWhenASoonerDelayedJobArrives) {
+  auto q = Open();
+  DeliveryJob late = Job(1, 1, kMinute);
+  late.not_before = NowMillis() + 60 * 1000;
+  q->Push({late});
+  const auto start = std::chrono::steady_clock::now();
+  auto taker = std::async(std::launch::async, [&] { return q->Take(1, milliseconds(20000)); });
+  std::this_thread::sleep_for(milliseconds(50));
+  DeliveryJob soon = Job(2, 2, kMinute);
+  soon.not_before = NowMillis() + 100;
+  q->Push({soon});
+  EXPECT_THAT(Keys(taker.get()), ElementsAre(2));
+  EXPECT_LT(ElapsedMs(start), 5000);
+}
+
+// ---- waiting ----
+
+TEST_P(QueueConformanceTest, TakeWaitsAndWakesOnPush) {
+  auto q = Open();
+  const auto start = std::chrono::steady_clock::now();
+  auto taker = std::async(std::launch::async, [&] { return q->Take(4, milliseconds(20000)); });
+  std::this_thread::sleep_for(milliseconds(50));
+  q->Push({Job(1, 1, kMinute)});
+  EXPECT_THAT(Keys(taker.get()), ElementsAre(1));
+  EXPECT_LT(ElapsedMs(start), 5000);
+}
+
+TEST_P(QueueConformanceTest, EndlessWaitsAndFarTimesAreHandled) {
+  auto q = Open();
+  DeliveryJob never = Job(1, 1, kMinute);
+  never.not_before = INT64_MAX;
+  q->Push({never});
+  EXPECT_THAT(q->Take(1, milliseconds(50)), IsEmpty());
+  auto taker = std::async(std::launch::async, [&] { return q->Take(1, milliseconds::max()); });
+  std::this_thread::sleep_for(milliseconds(50));
+  q->Push({Job(2, 1, kMinute)});
+  ASSERT_EQ(taker.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_THAT(Keys(taker.get()), ElementsAre(2));
+}
+
+TEST_P(QueueConformanceTest, TakeReturnsEmptyWhenTheWaitEnds) {
+  auto q = Open();
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THAT(q->Take(1, milliseconds(100)), IsEmpty());
+  EXPECT_GE(ElapsedMs(start), 90);
+}
+
+TEST_P(QueueConformanceTest, CloseWakesABlockedTake) {
+  auto q = Open();
+  const auto start = std::chrono::steady_clock::now();
+  auto taker = std::async(std::launch::async, [&] { return q->Take(1, milliseconds(30000)); });
+  std::this_thread::sleep_for(milliseconds(50));
+  q->Close();
+  EXPECT_THAT(taker.get(), IsEmpty());
+  EXPECT_LT(ElapsedMs(start), 5000);
+  q->Push({Job(1, 1, kMinute)});
+  EXPECT_EQ(q->queued(), 0u);
+  EXPECT_THAT(q->Take(1, milliseconds(10)), IsEmpty());
+}
+
+TEST_P(QueueConformanceTest, CloseWakesEveryBlockedTake) {
+  auto q = Open();
+  std::vector<std::future<std::vector<DeliveryJob>>> takers;
+  for (int i = 0; i < 4; ++i) {
+    takers.push_back(
+        std::async(std::launch::async, [&] { return q->Take(1, milliseconds(30000)); }));
+  }
+  std::this_thread::sleep_for(milliseconds(50));
+  q->Close();
+  for (auto& t : takers) {
+    ASSERT_EQ(t.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+    EXPECT_THAT(t.get(), IsEmpty());
+  }
+}
+
+// ---- duplicates, Done, Retry ----
+
+TEST_P(QueueConformanceTest, DuplicateKeysAreIgnoredWhileQueuedOrInFlight) {
+  auto q = Open();
+  q->Push({Job(1, 1, kMinute), Job(1, 1, kMinute)});
+  q->Push({Job(1, 2, 0)});
+  EXPECT_EQ(q->queued(), 1u);
+  std::vector<DeliveryJob> got = q->Take(5, milliseconds(0));
+  ASSERT_THAT(Keys(got), ElementsAre(1));
+  EXPECT_EQ(got[0].tenant, 1);
+  q->Push({Job(1, 1, kMinute)});
+  EXPECT_EQ(q->queued(), 0u);
+  EXPECT_EQ(q->in_flight(), 1u);
+  q->Done(got[0]);
+  EXPECT_EQ(q->in_flight(), 0u);
+  q->Push({Job(1, 1, kMinute)});  // finished: the key may come again
+  EXPECT_EQ(q->queued(), 1u);
+}
+
+TEST_P(QueueConformanceTest, DuplicateOfADelayedJobIsIgnored) {
+  auto q = Open();
+  DeliveryJob j = Job(1, 1, kMinute);
+  j.not_before = NowMillis() + 60 * 1000;
+  q->Push({j});
+  q->Push({Job(1, 1, kMinute)});
+  EXPECT_EQ(q->queued(), 1u);
+  EXPECT_THAT(q->Take(1, milliseconds(0)), IsEmpty());
+}
+
+TEST_P(QueueConformanceTest, DoneTwiceIsHarmless) {
+  QueueOptions o;
+  o.max_in_flight_per_tenant = 1;
+  auto q = Open(o);
+  q->Push({Job(1, 1, kMinute), Job(2, 1, kMinute), Job(3, 1, kMinute)});
+  std::vector<DeliveryJob> got = q->Take(1, milliseconds(0));
+  ASSERT_EQ(got.size(), 1u);
+  q->Done(got[0]);
+  q->Done(got[0]);
+  EXPECT_EQ(q->in_flight(), 0u);
+  EXPECT_THAT(Keys(q->Take(5, milliseconds(0))), ElementsAre(2));
+  EXPECT_THAT(q->Take(5, milliseconds(0)), IsEmpty());  // the limit still holds
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, QueueConformanceTest, ::testing::ValuesIn(Backends()),
+                         [](const ::testing::TestParamInfo<QueueFactory>& info) {
+                           return info.param.name;
+                         });
+
+}  // namespace
+}  // namespace herald::queue_test
