@@ -35,12 +35,15 @@ namespace herald::sim {
 struct SimulatorOptions {
   std::string listen = "127.0.0.1:9090";       // HTTP/1.1 + h2c (port 0 picks one)
   std::string smtp_listen = "127.0.0.1:2525";  // SMTP (port 0 picks one; "" = no SMTP)
-  std::string tls_listen;   // optional HTTPS (h2 via ALPN + HTTP/1.1) listener, "" = none
+  std::string tls_listen;     // optional HTTPS (h2 via ALPN + HTTP/1.1) listener, "" = none
   std::string tls_cert_file;  // PEM; when empty and tls_listen set, a self-signed cert is made
   std::string tls_key_file;
   bool smtp_starttls = false;  // offer STARTTLS on SMTP (always offered when TLS is configured)
   int threads = 1;             // IO threads running the one io_context
   size_t max_recorded = 5'000'000;  // messages kept for /sim/messages (stats count all)
+  // Verify APNs tokens of the published demo key id (sim/demo_credentials.h) from the start,
+  // as if its public key had been PUT to /sim/apns/keys/{kid}.
+  bool trust_demo_apns_key = true;
 };
 
 class Simulator {

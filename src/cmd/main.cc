@@ -1,8 +1,9 @@
-// herald — the command line. Subcommands: serve.
+// herald — the command line. Subcommands: serve, sim.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
 #include "cmd/serve.h"
+#include "cmd/sim_cmd.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"Herald: multi-tenant notification delivery"};
@@ -36,8 +37,56 @@ int main(int argc, char** argv) {
       ->envname("HERALD_LOG_LEVEL")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
       ->capture_default_str();
+  serve_cmd->add_option("--sim", serve.sim_url,
+                        "Provider simulator base URL for tenants without providers")
+      ->envname("HERALD_SIM");
+  serve_cmd->add_option("--sim-smtp", serve.sim_smtp, "The simulator's SMTP host:port")
+      ->envname("HERALD_SIM_SMTP");
+  serve_cmd->add_flag("--with-sim", serve.with_sim,
+                      "Start a provider simulator in this process and deliver to it")
+      ->envname("HERALD_WITH_SIM");
+  serve_cmd->add_option("--dispatch-workers", serve.dispatch_workers,
+                        "Threads taking delivery jobs from the queue")
+      ->envname("HERALD_DISPATCH_WORKERS")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  serve_cmd->add_option("--max-in-flight", serve.max_in_flight,
+                        "Provider sends outstanding at once")
+      ->envname("HERALD_MAX_IN_FLIGHT")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  serve_cmd->add_option("--shutdown-grace-ms", serve.shutdown_grace_ms,
+                        "On SIGTERM, how long sends in flight may take to finish")
+      ->envname("HERALD_SHUTDOWN_GRACE_MS")
+      ->check(CLI::Range(0, 600000))
+      ->capture_default_str();
+
+  herald::cmd::SimOptions sim;
+  CLI::App* sim_cmd = app.add_subcommand("sim",
+                                         "Run the provider simulator (APNs, FCM, SMTP, "
+                                         "SendGrid, Twilio, Vonage on loopback)");
+  sim_cmd->add_option("--listen", sim.listen, "HTTP (h2c + HTTP/1.1) listen address host:port")
+      ->envname("HERALD_SIM_LISTEN")
+      ->capture_default_str();
+  sim_cmd->add_option("--smtp-listen", sim.smtp_listen, "SMTP listen address host:port, or \"\"")
+      ->envname("HERALD_SIM_SMTP_LISTEN")
+      ->capture_default_str();
+  sim_cmd->add_option("--tls-listen", sim.tls_listen, "HTTPS (h2 + HTTP/1.1) listen address")
+      ->envname("HERALD_SIM_TLS_LISTEN");
+  sim_cmd->add_option("--tls-cert", sim.tls_cert, "PEM certificate (default: self-signed)")
+      ->envname("HERALD_SIM_TLS_CERT");
+  sim_cmd->add_option("--tls-key", sim.tls_key, "PEM private key for --tls-cert")
+      ->envname("HERALD_SIM_TLS_KEY");
+  sim_cmd->add_flag("--smtp-starttls", sim.smtp_starttls, "Offer STARTTLS on SMTP");
+  sim_cmd->add_option("--threads", sim.threads, "IO threads")
+      ->envname("HERALD_SIM_THREADS")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  sim_cmd->add_flag("!--no-demo-apns-key", sim.trust_demo_apns_key,
+                    "Do not trust the published demo APNs key id by default");
 
   CLI11_PARSE(app, argc, argv);
   if (serve_cmd->parsed()) return herald::cmd::RunServe(serve);
+  if (sim_cmd->parsed()) return herald::cmd::RunSim(sim);
   return 2;
 }

@@ -22,7 +22,7 @@ struct ServeOptions {
   std::string sim_smtp;
   bool with_sim = false;  // start a simulator in this process (on free loopback ports) and use it
   int dispatch_workers = 2;
-  size_t max_in_flight = 4096;  // provider sends outstanding at once
+  size_t max_in_flight = 128;  // provider sends outstanding at once
   int shutdown_grace_ms = 10'000;  // on SIGTERM, how long sends in flight may take to finish
 };
 

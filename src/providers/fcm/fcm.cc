@@ -67,18 +67,23 @@ class FcmProvider final : public Provider {
   void FetchToken() {
     const UnixMillis now = NowMillis() / 1000;
     const Json header{{"alg", "RS256"}, {"typ", "JWT"}};
-    const Json claims{{"iss", client_email_}, {"scope", kScope}, {"aud", token_url_},
-                      {"iat", now}, {"exp", now + 3600}};
+    const Json claims{{"iss", client_email_},
+                      {"scope", kScope},
+                      {"aud", token_url_},
+                      {"iat", now},
+                      {"exp", now + 3600}};
     auto jwt = signer_->Sign(header.dump(), claims.dump());
     if (!jwt.ok()) return FinishFetch({}, 0, jwt.error().message);
     net::HttpRequest req;
     req.method = "POST";
     req.url = token_url_;
+    // The provider's transport settings apply to the token endpoint too: against the simulator
+    // both share one h2c origin (and libcurl 7.88 must not mix HTTP/1.1 and h2c on one origin,
+    // see net/curl_client.cc); Google's endpoint is https, where h2c means nothing.
     transport_.Apply(req);
-    req.h2c = false;
     req.headers = {{"content-type", "application/x-www-form-urlencoded"}};
-    req.body = FormEncode({{"grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"},
-                           {"assertion", *jwt}});
+    req.body = FormEncode(
+        {{"grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"}, {"assertion", *jwt}});
     client_->Send(std::move(req), [this](net::HttpResponse resp) {
       const Json body = Json::parse(resp.body, nullptr, false);
       if (resp.status == 200 && body.is_object() && body.contains("access_token") &&
@@ -87,13 +92,12 @@ class FcmProvider final : public Provider {
             body.contains("expires_in") && body["expires_in"].is_number_integer()
                 ? body["expires_in"].get<int64_t>()
                 : 3599;
-        return FinishFetch(body["access_token"].get<std::string>(),
-                           NowMillis() + expires_in * 1000, {});
+        return FinishFetch(body["access_token"].get<std::string>(), NowMillis() + expires_in * 1000,
+                           {});
       }
       FinishFetch({}, 0,
                   resp.status == 0 ? "token endpoint unreachable: " + resp.error
-                                   : "token endpoint answered HTTP " +
-                                         std::to_string(resp.status));
+                                   : "token endpoint answered HTTP " + std::to_string(resp.status));
     });
   }
 
@@ -219,8 +223,8 @@ Result<std::unique_ptr<Provider>> MakeFcm(const Json& config, net::HttpClient* c
   auto signer = JwtSigner::Make(JwtSigner::Alg::kRS256, key);
   if (!signer.ok()) return signer.take_error();
   return std::unique_ptr<Provider>(new FcmProvider(std::move(transport), std::move(project),
-                                                   std::move(email), std::move(token_url),
-                                                   *signer, client));
+                                                   std::move(email), std::move(token_url), *signer,
+                                                   client));
 }
 
 }  // namespace herald::providers

@@ -1,5 +1,5 @@
-// Email by SMTP submission (STARTTLS + AUTH through libcurl): 250 accepted, 4xx transient,
-// 550 5.1.1 invalid address, 535 bad credentials, other 5xx permanent.
+// Email by SMTP submission (STARTTLS + AUTH through libcurl): 250 accepted, 4xx transient (4.7.x:
+// throttled), 550 5.1.1 invalid address, 535 bad credentials, other 5xx permanent.
 #include "providers/provider_util.h"
 
 namespace herald::providers {
@@ -33,6 +33,13 @@ std::string RfcDate() {
   return buf;
 }
 
+// The enhanced status code (RFC 3463) after the reply code: "451 4.7.1 slow down" → "4.7.1".
+std::string_view EnhancedCode(std::string_view reply) {
+  if (reply.size() < 5) return {};
+  reply.remove_prefix(4);
+  return reply.substr(0, reply.find(' '));
+}
+
 class SmtpProvider final : public Provider {
  public:
   SmtpProvider(net::SmtpMessage base, std::string from, net::HttpClient* client)
@@ -49,9 +56,9 @@ class SmtpProvider final : public Provider {
       mail.mail_from = from_;
       mail.rcpt_to = {m.address};
       const std::string message_id = "<" + m.delivery_id + "@herald>";
-      mail.data = "From: " + from_ + "\r\nTo: " + m.address + "\r\nSubject: " +
-                  HeaderText(m.title) + "\r\nDate: " + RfcDate() + "\r\nMessage-ID: " +
-                  message_id + "\r\nX-Herald-Delivery-Id: " + m.delivery_id +
+      mail.data = "From: " + from_ + "\r\nTo: " + m.address +
+                  "\r\nSubject: " + HeaderText(m.title) + "\r\nDate: " + RfcDate() +
+                  "\r\nMessage-ID: " + message_id + "\r\nX-Herald-Delivery-Id: " + m.delivery_id +
                   "\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8"
                   "\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" +
                   CrlfText(m.body) + "\r\n";
@@ -72,7 +79,10 @@ class SmtpProvider final : public Provider {
       r.provider_message_id = message_id;
       r.reason.clear();
     } else if (res.code >= 400 && res.code < 500) {
-      r.outcome = Outcome::kRetry;
+      // 4.7.x is the policy class servers defer with when a sender goes too fast ("451 4.7.1
+      // rate limit", "421 4.7.0 try again later"): slow down; any other 4xx is transient.
+      r.outcome =
+          EnhancedCode(res.reply).rfind("4.7.", 0) == 0 ? Outcome::kThrottled : Outcome::kRetry;
     } else if (res.code == 535 || res.code == 530) {
       r.outcome = Outcome::kAuthError;
     } else if (res.code == 550 || res.code == 551 || res.code == 553) {

@@ -1,0 +1,163 @@
+#include "sim/h2_session.h"
+
+#include <algorithm>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace herald::sim {
+
+struct H2Session::Stream {
+  SimRequest request;
+  bool dispatched = false;
+  std::string response_body;
+  size_t sent = 0;
+};
+
+namespace {
+
+H2Session* Self(void* user_data) { return static_cast<H2Session*>(user_data); }
+
+nghttp2_nv Nv(const std::string& name, const std::string& value) {
+  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
+                    value.size(), NGHTTP2_NV_FLAG_NONE};
+}
+
+}  // namespace
+
+H2Session::H2Session(RequestFn on_request) : on_request_(std::move(on_request)) {
+  nghttp2_session_callbacks* cb = nullptr;
+  nghttp2_session_callbacks_new(&cb);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cb, &H2Session::OnBeginHeaders);
+  nghttp2_session_callbacks_set_on_header_callback(cb, &H2Session::OnHeader);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, &H2Session::OnDataChunk);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &H2Session::OnFrameRecv);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cb, &H2Session::OnStreamClose);
+  nghttp2_session_server_new(&session_, cb, this);
+  nghttp2_session_callbacks_del(cb);
+  const nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20},
+  };
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
+  // A wider connection window too, so many concurrent uploads do not stall on WINDOW_UPDATEs.
+  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, 16 << 20);
+}
+
+H2Session::~H2Session() { nghttp2_session_del(session_); }
+
+bool H2Session::Receive(const uint8_t* data, size_t n) {
+  ssize_t used = nghttp2_session_mem_recv(session_, data, n);
+  return used >= 0 && static_cast<size_t>(used) == n;
+}
+
+void H2Session::TakeOutput(std::string& out) {
+  for (;;) {
+    const uint8_t* chunk = nullptr;
+    ssize_t n = nghttp2_session_mem_send(session_, &chunk);
+    if (n <= 0) return;
+    out.append(reinterpret_cast<const char*>(chunk), static_cast<size_t>(n));
+  }
+}
+
+bool H2Session::Done() const {
+  return nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0;
+}
+
+void H2Session::Respond(int32_t stream_id, SimResponse response) {
+  auto it = streams_.find(stream_id);
+  if (it == streams_.end()) return;
+  Stream& stream = *it->second;
+  const std::string status_name = ":status";
+  const std::string status = std::to_string(response.status);
+  const std::string length_name = "content-length";
+  const std::string length = std::to_string(response.body.size());
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(response.headers.size() + 2);
+  nva.push_back(Nv(status_name, status));
+  for (const auto& [name, value] : response.headers) nva.push_back(Nv(name, value));
+  nva.push_back(Nv(length_name, length));
+  stream.response_body = std::move(response.body);
+  stream.sent = 0;
+  nghttp2_data_provider provider{};
+  provider.source.ptr = &stream;
+  provider.read_callback = &H2Session::ReadBody;
+  // nghttp2 copies the header names and values, so the locals above may go.
+  nghttp2_submit_response(session_, stream_id, nva.data(), nva.size(),
+                          stream.response_body.empty() ? nullptr : &provider);
+}
+
+int H2Session::OnBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  auto stream = std::make_unique<Stream>();
+  stream->request.h2 = true;
+  Self(user_data)->streams_[frame->hd.stream_id] = std::move(stream);
+  return 0;
+}
+
+int H2Session::OnHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
+                        size_t namelen, const uint8_t* value, size_t valuelen, uint8_t,
+                        void* user_data) {
+  auto& streams = Self(user_data)->streams_;
+  auto it = streams.find(frame->hd.stream_id);
+  if (it == streams.end()) return 0;
+  SimRequest& req = it->second->request;
+  std::string_view n(reinterpret_cast<const char*>(name), namelen);
+  std::string_view v(reinterpret_cast<const char*>(value), valuelen);
+  if (n == ":method") {
+    req.method = v;
+  } else if (n == ":path") {
+    req.target = v;
+  } else if (n == ":authority") {
+    req.headers.emplace_back("host", v);
+  } else if (!n.empty() && n.front() != ':') {
+    req.headers.emplace_back(n, v);  // nghttp2 has checked that names are lower-case
+  }
+  return 0;
+}
+
+int H2Session::OnDataChunk(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data,
+                           size_t len, void* user_data) {
+  auto& streams = Self(user_data)->streams_;
+  auto it = streams.find(stream_id);
+  if (it == streams.end()) return 0;
+  SimRequest& req = it->second->request;
+  if (req.body.size() + len > kMaxBodyBytes) {
+    req.body_too_large = true;
+  } else {
+    req.body.append(reinterpret_cast<const char*>(data), len);
+  }
+  return 0;
+}
+
+int H2Session::OnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+  if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
+      (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) == 0) {
+    return 0;
+  }
+  H2Session* self = Self(user_data);
+  auto it = self->streams_.find(frame->hd.stream_id);
+  if (it == self->streams_.end() || it->second->dispatched) return 0;
+  it->second->dispatched = true;
+  // The handler may Respond() at once; the Stream (and its request) stays until closed.
+  self->on_request_(frame->hd.stream_id, it->second->request);
+  return 0;
+}
+
+int H2Session::OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t, void* user_data) {
+  Self(user_data)->streams_.erase(stream_id);
+  return 0;
+}
+
+ssize_t H2Session::ReadBody(nghttp2_session*, int32_t, uint8_t* buf, size_t length,
+                            uint32_t* data_flags, nghttp2_data_source* source, void*) {
+  auto* stream = static_cast<Stream*>(source->ptr);
+  size_t n = std::min(length, stream->response_body.size() - stream->sent);
+  std::copy_n(stream->response_body.data() + stream->sent, n, buf);
+  stream->sent += n;
+  if (stream->sent == stream->response_body.size()) *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+  return static_cast<ssize_t>(n);
+}
+
+}  // namespace herald::sim
