@@ -117,8 +117,8 @@ class SendCrashTest : public ::testing::Test {
 
   // Sends to everybody and returns once the simulator has accepted `at_least` messages.
   std::string SendAndWaitFor(uint64_t at_least) {
-    HttpResponse r = Client().Post("/v1/notifications",
-                                   {{"to", {{"groups", {"all"}}}}, {"body", "Flash sale"}});
+    HttpResponse r =
+        Client().Post("/v1/notifications", {{"to", {{"groups", {"all"}}}}, {"body", "Flash sale"}});
     EXPECT_EQ(r.status, 202) << r.Describe();
     for (auto until = Clock::now() + 60s; Clock::now() < until && Accepted() < at_least;) {
       std::this_thread::sleep_for(5ms);

@@ -46,9 +46,11 @@ class ApiHandler final : public http::Handler {
     RegisterGroupRoutes(router_, ctx_);
     RegisterImportRoutes(router_, ctx_);
     RegisterAuditRoutes(router_, ctx_);
+    RegisterNotificationRoutes(router_, ctx_);
+    RegisterReceiptRoutes(router_, ctx_);
     RegisterOpsRoutes(router_, ctx_);
     unmatched_ = &metrics->GetCounter("herald_http_requests_unmatched_total",
-                                         "Requests that matched no route.");
+                                      "Requests that matched no route.");
   }
 
   http::BodyPlan PlanBody(const http::Request& head) override {
@@ -150,7 +152,8 @@ class ApiHandler final : public http::Handler {
 
   static void Annotate(http::Response& response, const Route& route, const Principal& who) {
     response.route = route.pattern;
-    if (response.tenant_id.empty()) response.tenant_id = who.tenant_id;  // a new tenant names itself
+    if (response.tenant_id.empty())
+      response.tenant_id = who.tenant_id;  // a new tenant names itself
     response.actor = who.actor;
   }
 
@@ -159,9 +162,9 @@ class ApiHandler final : public http::Handler {
     if (!m.allowed_methods.empty()) {
       std::string allow;
       for (const auto& method : m.allowed_methods) allow += (allow.empty() ? "" : ", ") + method;
-      auto r = ErrorResponse(MakeError(ErrorKind::kMalformed, "method_not_allowed",
-                                       "This path does not accept that method; it accepts " +
-                                           allow + "."));
+      auto r = ErrorResponse(
+          MakeError(ErrorKind::kMalformed, "method_not_allowed",
+                    "This path does not accept that method; it accepts " + allow + "."));
       r.status = 405;
       r.headers.emplace_back("Allow", allow);
       return r;
@@ -214,10 +217,10 @@ class ApiHandler final : public http::Handler {
       bool has = false;
       for (const auto& s : record->key.scopes) has = has || s == route.scope;
       if (!has) {
-        return MakeError(ErrorKind::kForbidden, "missing_scope",
-                         "This API key lacks the scope '" + route.scope +
-                             "' that this endpoint needs.",
-                         "scope");
+        return MakeError(
+            ErrorKind::kForbidden, "missing_scope",
+            "This API key lacks the scope '" + route.scope + "' that this endpoint needs.",
+            "scope");
       }
     }
     return Status::Ok();

@@ -1,6 +1,7 @@
 // Internal to src/api: the route table, the authenticated call a route handler receives, and
 // response helpers. One file per route family registers its routes (tenant_routes.cc,
-// user_routes.cc, group_routes.cc, import_routes.cc, ops_routes.cc), Dragonfly-style.
+// user_routes.cc, group_routes.cc, import_routes.cc, notification_routes.cc, receipt_routes.cc,
+// ops_routes.cc), Dragonfly-style.
 #pragma once
 
 #include <functional>
@@ -22,7 +23,7 @@ enum class Auth { kNone, kAdmin, kTenant };
 
 // Who is calling, once authenticated.
 struct Principal {
-  std::string tenant_id;  // for API keys
+  std::string tenant_id;            // for API keys
   std::string actor = "anonymous";  // "admin" or the key id
 };
 
@@ -83,6 +84,8 @@ void RegisterUserRoutes(Router& router, ApiContext& ctx);
 void RegisterGroupRoutes(Router& router, ApiContext& ctx);
 void RegisterImportRoutes(Router& router, ApiContext& ctx);
 void RegisterAuditRoutes(Router& router, ApiContext& ctx);
+void RegisterNotificationRoutes(Router& router, ApiContext& ctx);
+void RegisterReceiptRoutes(Router& router, ApiContext& ctx);
 void RegisterOpsRoutes(Router& router, ApiContext& ctx);
 
 // ---- helpers shared by route families ----

@@ -42,6 +42,9 @@ int main(int argc, char** argv) {
       ->envname("HERALD_SIM");
   serve_cmd->add_option("--sim-smtp", serve.sim_smtp, "The simulator's SMTP host:port")
       ->envname("HERALD_SIM_SMTP");
+  serve_cmd->add_option("--public-url", serve.public_url,
+                        "This server's external base URL (receipt webhook signatures)")
+      ->envname("HERALD_PUBLIC_URL");
   serve_cmd->add_flag("--with-sim", serve.with_sim,
                       "Start a provider simulator in this process and deliver to it")
       ->envname("HERALD_WITH_SIM");

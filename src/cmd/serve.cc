@@ -15,16 +15,17 @@
 #include <sstream>
 
 #include "api/api.h"
+#include "common/timer_queue.h"
 #include "crypto/crypto.h"
 #include "http/server.h"
+#include "net/http_client.h"
 #include "observe/log.h"
 #include "observe/metrics.h"
-#include "common/timer_queue.h"
-#include "net/http_client.h"
 #include "pipeline/consent_reaper.h"
 #include "pipeline/dispatcher.h"
 #include "pipeline/fanout.h"
 #include "pipeline/provider_directory.h"
+#include "providers/chain.h"
 #include "providers/sim_defaults.h"
 #include "queue/queue.h"
 #include "sim/simulator.h"
@@ -116,9 +117,9 @@ int RunServe(const ServeOptions& options) {
   }
 
   observe::Registry metrics;
-  auto& batch_sizes = metrics.GetHistogram(
-      "herald_store_write_batch_size", "Writes committed per store transaction.",
-      {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024});
+  auto& batch_sizes = metrics.GetHistogram("herald_store_write_batch_size",
+                                           "Writes committed per store transaction.",
+                                           {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024});
   SqliteStoreOptions store_options;
   store_options.path = (data_dir / "herald.db").string();
   store_options.master_key = *master;
@@ -190,14 +191,22 @@ int RunServe(const ServeOptions& options) {
   api_options.admin_token = admin_token;
   api_options.max_body_bytes = options.max_body_bytes;
   api_options.on_notification = [&fanout](const std::string& id) { fanout.Submit(id); };
+  api_options.public_url = options.public_url;
+  api_options.receipt_secret = [&store](const std::string& tenant_id,
+                                        std::string_view provider) -> Result<std::string> {
+    const Channel channel = provider == "sendgrid" ? Channel::kEmail : Channel::kSms;
+    Result<ProviderSettings> settings = (*store)->GetProviderSettings(tenant_id, channel);
+    if (!settings.ok()) return settings.take_error();
+    return providers::ReceiptSecret(settings->config_json, provider);
+  };
   http::ServerOptions server_options;
   server_options.listen = options.listen;
   server_options.io_threads = options.io_threads;
   server_options.worker_threads = options.worker_threads;
   server_options.tls_cert_file = options.tls_cert;
   server_options.tls_key_file = options.tls_key;
-  auto server = http::MakeServer(server_options,
-                                 api::MakeApiHandler(api_options, store->get(), &metrics));
+  auto server =
+      http::MakeServer(server_options, api::MakeApiHandler(api_options, store->get(), &metrics));
   if (auto s = server->Start(); !s.ok()) {
     std::fprintf(stderr, "herald: cannot listen on %s: %s\n", options.listen.c_str(),
                  s.error().message.c_str());
@@ -236,8 +245,8 @@ int RunServe(const ServeOptions& options) {
   int sig = 0;
   sigwait(&stop_signals, &sig);
   observe::Info("herald stopping", {{"signal", sig}});
-  server->Stop();   // no new requests; in-flight requests finish
-  fanout.Stop();    // its progress is stored with every page
+  server->Stop();  // no new requests; in-flight requests finish
+  fanout.Stop();   // its progress is stored with every page
   dispatcher.Stop(std::chrono::milliseconds(options.shutdown_grace_ms));  // sends finish
   queue->Close();
   reaper.Stop();

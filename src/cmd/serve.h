@@ -20,9 +20,12 @@ struct ServeOptions {
   // (`herald sim`): its HTTP base URL and its SMTP host:port.
   std::string sim_url;
   std::string sim_smtp;
+  // The externally visible base URL (scheme://host:port) of this server: receipt webhooks'
+  // signatures are computed over URLs built on it. Default: the request's Host header.
+  std::string public_url;
   bool with_sim = false;  // start a simulator in this process (on free loopback ports) and use it
   int dispatch_workers = 2;
-  size_t max_in_flight = 128;  // provider sends outstanding at once
+  size_t max_in_flight = 4096;     // provider sends outstanding at once, at most (adaptive below)
   int shutdown_grace_ms = 10'000;  // on SIGTERM, how long sends in flight may take to finish
 };
 

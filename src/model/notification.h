@@ -31,9 +31,9 @@ enum class DeliveryStatus : uint8_t {
 };
 inline constexpr size_t kDeliveryStatusCount = 9;
 inline constexpr DeliveryStatus kAllDeliveryStatuses[] = {
-    DeliveryStatus::kQueued,  DeliveryStatus::kDispatched, DeliveryStatus::kSent,
-    DeliveryStatus::kDelivered, DeliveryStatus::kRetrying, DeliveryStatus::kFailed,
-    DeliveryStatus::kSuppressed, DeliveryStatus::kExpired, DeliveryStatus::kCancelled};
+    DeliveryStatus::kQueued,     DeliveryStatus::kDispatched, DeliveryStatus::kSent,
+    DeliveryStatus::kDelivered,  DeliveryStatus::kRetrying,   DeliveryStatus::kFailed,
+    DeliveryStatus::kSuppressed, DeliveryStatus::kExpired,    DeliveryStatus::kCancelled};
 
 std::string_view ToString(DeliveryStatus s);
 std::optional<DeliveryStatus> ParseDeliveryStatus(std::string_view s);
@@ -64,7 +64,7 @@ struct Notification {
   // Filled by reads:
   NotificationStatus status = NotificationStatus::kAccepted;
   bool fanout_done = false;
-  int64_t deliveries = 0;  // created so far
+  int64_t deliveries = 0;                              // created so far
   std::array<int64_t, kDeliveryStatusCount> counts{};  // deliveries per current status
   UnixMillis completed_at = 0;                         // 0 until completed or cancelled
 };
@@ -76,10 +76,10 @@ struct Delivery {
   std::string device_id;
   Channel channel = Channel::kEmail;
   DeliveryStatus status = DeliveryStatus::kQueued;
-  int attempts = 0;                  // provider attempts made
-  std::string provider;              // the provider that took it (or last answered)
-  std::string provider_message_id;   // when sent
-  std::string reason;                // why it failed, was suppressed, ...
+  int attempts = 0;                 // provider attempts made
+  std::string provider;             // the provider that took it (or last answered)
+  std::string provider_message_id;  // when sent
+  std::string reason;               // why it failed, was suppressed, ...
   UnixMillis deadline = 0;
   UnixMillis updated_at = 0;
 };
@@ -112,7 +112,7 @@ struct DeliveryJob {
   uint16_t attempt = 0;  // provider attempts made so far
 };
 
-std::string DeliveryIdOf(int64_t delivery_key);                  // "dlv_123"
+std::string DeliveryIdOf(int64_t delivery_key);                      // "dlv_123"
 std::optional<int64_t> DeliveryKeyOf(std::string_view delivery_id);  // inverse
 
 }  // namespace herald

@@ -8,7 +8,7 @@ namespace herald {
 namespace {
 
 constexpr int kEraseBatch = 2000;
-constexpr UnixMillis kIdleWakeMillis = 60'000;    // re-check now and then even when idle
+constexpr UnixMillis kIdleWakeMillis = 60'000;  // re-check now and then even when idle
 constexpr UnixMillis kErrorBackoffMillis = 200;
 
 std::chrono::system_clock::time_point ToTimePoint(UnixMillis t) {
@@ -88,8 +88,7 @@ void ConsentReaper::Run() {
     if (stop_) break;
     if (wake_at_ < next_wake) next_wake = wake_at_;  // nudged while the store was read
     wake_at_ = next_wake;
-    cv_.wait_until(lock, ToTimePoint(next_wake),
-                   [&] { return stop_ || wake_at_ < next_wake; });
+    cv_.wait_until(lock, ToTimePoint(next_wake), [&] { return stop_ || wake_at_ < next_wake; });
   }
 }
 

@@ -11,7 +11,7 @@
 namespace herald {
 namespace {
 
-constexpr size_t kFlushAt = 1024;  // recorded changes that trigger a write at once
+constexpr size_t kFlushAt = 128;  // recorded changes that trigger a write at once
 
 std::string ReasonOf(const providers::SendResult& r) {
   std::string reason(providers::ToString(r.outcome));
@@ -32,12 +32,17 @@ Dispatcher::Dispatcher(Store* store, Queue* queue, ProviderDirectory* providers,
       send_latency_(metrics->GetHistogram(
           "herald_delivery_accept_to_provider_seconds",
           "From the notification's acceptance to the provider's acceptance of a delivery",
-          observe::LatencyBuckets())) {
+          {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,  1,   2.5,
+           5,     10,     20,    30,   60,    120,  300, 600,  1200, 1800})),
+      limit_gauge_(metrics->GetGauge("herald_dispatch_in_flight_limit",
+                                     "The adaptive limit on provider sends in flight")),
+      limit_(ConcurrencyLimitOptions{.initial = std::min<size_t>(64, options.max_in_flight),
+                                     .min = options.min_in_flight,
+                                     .max = options.max_in_flight}) {
   for (DeliveryStatus s : kAllDeliveryStatuses) {
-    stage_counters_[static_cast<size_t>(s)] =
-        &metrics_->GetCounter("herald_delivery_events_total",
-                              "Delivery state changes recorded, by stage",
-                              {{"stage", std::string(ToString(s))}});
+    stage_counters_[static_cast<size_t>(s)] = &metrics_->GetCounter(
+        "herald_delivery_events_total", "Delivery state changes recorded, by stage",
+        {{"stage", std::string(ToString(s))}});
   }
 }
 
@@ -66,16 +71,23 @@ void Dispatcher::Stop(std::chrono::milliseconds grace) {
 void Dispatcher::Run() {
   pthread_setname_np(pthread_self(), "dispatcher");
   while (!stopping_) {
-    if (in_flight_.load() >= options_.max_in_flight) {
+    const size_t limit = limit_.limit();
+    limit_gauge_.Set(static_cast<int64_t>(limit));
+    if (in_flight_.load() >= limit) {
       std::unique_lock lock(idle_mu_);
       idle_cv_.wait_for(lock, std::chrono::milliseconds(5),
-                        [this] { return in_flight_.load() < options_.max_in_flight; });
+                        [&] { return in_flight_.load() < limit; });
       FlushUpdates();
       continue;
     }
-    std::vector<DeliveryJob> jobs = queue_->Take(options_.batch, std::chrono::milliseconds(20));
+    const size_t room = limit - in_flight_.load();
+    std::vector<DeliveryJob> jobs =
+        queue_->Take(std::min(options_.batch, room), std::chrono::milliseconds(20));
     if (!jobs.empty()) Dispatch(jobs);
     FlushUpdates();
+    // Take no more work until what was recorded so far is durable: sends the store does not
+    // know of yet are the ones a crash would send twice, and this keeps them to about one batch.
+    if (!jobs.empty()) (void)store_->Flush();
   }
 }
 
@@ -123,8 +135,8 @@ void Dispatcher::Dispatch(const std::vector<DeliveryJob>& jobs) {
       continue;
     }
     const int attempt = job.attempt + 1;
-    Record(DeliveryUpdate{job.delivery, DeliveryStatus::kDispatched, now, "", attempt, "", "",
-                          false});
+    Record(
+        DeliveryUpdate{job.delivery, DeliveryStatus::kDispatched, now, "", attempt, "", "", false});
     providers::Message m;
     m.delivery_id = DeliveryIdOf(job.delivery);
     m.tenant_id = t.tenant_id;
@@ -135,12 +147,18 @@ void Dispatcher::Dispatch(const std::vector<DeliveryJob>& jobs) {
     m.deadline = job.deadline;
     m.priority = job.priority;
     const UnixMillis accepted_at = t.accepted_at;
-    ++in_flight_;
-    (*router)->Send(std::move(m), [this, job, attempt, accepted_at,
+    const size_t in_flight_at_start = ++in_flight_;
+    const auto sent_at = std::chrono::steady_clock::now();
+    (*router)->Send(std::move(m), [this, job, attempt, accepted_at, in_flight_at_start, sent_at,
                                    keep = *router](providers::RouteOutcome outcome) {
       if (outcome.result.outcome == providers::Outcome::kAccepted) {
         send_latency_.Observe(static_cast<double>(NowMillis() - accepted_at) / 1000.0);
       }
+      limit_.OnSample(
+          job.channel,
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - sent_at)
+              .count(),
+          in_flight_at_start);
       OnOutcome(job, attempt, outcome);
       SendDone();
     });
@@ -165,8 +183,7 @@ void Dispatcher::OnOutcome(DeliveryJob job, int attempt, const providers::RouteO
       return;
     case providers::Outcome::kRetry:
     case providers::Outcome::kThrottled:
-    case providers::Outcome::kAuthError:
-      break;
+    case providers::Outcome::kAuthError: break;
   }
   std::optional<UnixMillis> next = retry_.NextAttempt(attempt, r.retry_after_ms, now, job.deadline);
   if (!next) {

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "observe/metrics.h"
+#include "pipeline/concurrency_limit.h"
 #include "pipeline/provider_directory.h"
 #include "providers/retry_policy.h"
 #include "queue/queue.h"
@@ -32,13 +33,16 @@ struct DispatcherOptions {
   size_t batch = 256;  // jobs taken and loaded at once
   int workers = 2;     // threads taking from the queue
   providers::RetryOptions retry;
-  size_t max_in_flight = 4096;  // provider sends outstanding at once, over all tenants
+  // Provider sends outstanding at once, over all tenants: the adaptive limit (see
+  // concurrency_limit.h) moves between min_in_flight and max_in_flight.
+  size_t max_in_flight = 4096;
+  size_t min_in_flight = 8;
 };
 
 class Dispatcher {
  public:
-  Dispatcher(Store* store, Queue* queue, ProviderDirectory* providers,
-             observe::Registry* metrics, DispatcherOptions options = {});
+  Dispatcher(Store* store, Queue* queue, ProviderDirectory* providers, observe::Registry* metrics,
+             DispatcherOptions options = {});
   ~Dispatcher();
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
@@ -48,8 +52,9 @@ class Dispatcher {
   // recorded state change. What was not taken stays queued in the store for the next start.
   void Stop(std::chrono::milliseconds grace);
 
-  // Sends outstanding at the providers.
+  // Sends outstanding at the providers, and the adaptive limit on them.
   size_t in_flight() const { return in_flight_.load(); }
+  size_t in_flight_limit() const { return limit_.limit(); }
 
  private:
   void Run();
@@ -68,6 +73,8 @@ class Dispatcher {
   providers::RetryPolicy retry_;
   observe::Registry* metrics_;
   observe::Histogram& send_latency_;
+  observe::Gauge& limit_gauge_;
+  ConcurrencyLimit limit_;
   std::array<observe::Counter*, kDeliveryStatusCount> stage_counters_{};
 
   std::mutex updates_mu_;

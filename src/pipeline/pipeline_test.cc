@@ -39,8 +39,7 @@ class PipelineTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(crypto::InitCrypto());
-    dir_ = std::filesystem::temp_directory_path() /
-           ("herald_pipeline_" + crypto::RandomId("", 10));
+    dir_ = std::filesystem::temp_directory_path() / ("herald_pipeline_" + crypto::RandomId("", 10));
     std::filesystem::create_directories(dir_);
     SqliteStoreOptions so;
     so.path = (dir_ / "herald.db").string();
@@ -60,7 +59,9 @@ class PipelineTest : public ::testing::Test {
 
     DirectoryOptions d;
     d.router.max_rounds = 1;
-    d.fallback = [this](Channel c) { return providers::SimProviderConfigs(c, sim_url_, sim_smtp_); };
+    d.fallback = [this](Channel c) {
+      return providers::SimProviderConfigs(c, sim_url_, sim_smtp_);
+    };
     directory_ = std::make_unique<ProviderDirectory>(store_.get(), client_.get(), &timers_, d);
     queue_ = MakeLocalQueue({});
 
@@ -133,8 +134,7 @@ class PipelineTest : public ::testing::Test {
       (void)store_->Flush();
       auto n = store_->GetNotification(tenant_.id, id);
       EXPECT_TRUE(n.ok());
-      if (n->status == NotificationStatus::kCompleted ||
-          std::chrono::steady_clock::now() > until) {
+      if (n->status == NotificationStatus::kCompleted || std::chrono::steady_clock::now() > until) {
         return *n;
       }
       std::this_thread::sleep_for(20ms);
@@ -287,7 +287,8 @@ TEST_F(PipelineTest, ADeliveryThatCannotBeSentBeforeItsDeadlineExpires) {
 }
 
 TEST_F(PipelineTest, CancelStopsWhatHasNotBeenSent) {
-  for (int i = 0; i < 50; ++i) PutUser("c" + std::to_string(i), {Device{"", Channel::kIos, Token(i)}});
+  for (int i = 0; i < 50; ++i)
+    PutUser("c" + std::to_string(i), {Device{"", Channel::kIos, Token(i)}});
   std::string id = Send({"g"});
   for (;;) {
     auto page = store_->FanOutPage(id, 20);
@@ -308,7 +309,8 @@ TEST_F(PipelineTest, CancelStopsWhatHasNotBeenSent) {
 }
 
 TEST_F(PipelineTest, UnfinishedWorkIsFoundAgainAfterARestart) {
-  for (int i = 0; i < 40; ++i) PutUser("s" + std::to_string(i), {Device{"", Channel::kIos, Token(i)}});
+  for (int i = 0; i < 40; ++i)
+    PutUser("s" + std::to_string(i), {Device{"", Channel::kIos, Token(i)}});
   std::string id = Send({"g"});
   auto page = store_->FanOutPage(id, 10);  // a quarter fanned out, then "the process dies"
   ASSERT_TRUE(page.ok());

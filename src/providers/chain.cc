@@ -21,4 +21,24 @@ Result<std::vector<std::unique_ptr<Provider>>> MakeProviderChain(std::string_vie
   return chain;
 }
 
+Result<std::string> ReceiptSecret(std::string_view config_json, std::string_view provider) {
+  std::string_view key = provider == "twilio"   ? "auth_token"
+                         : provider == "vonage" ? "signature_secret"
+                                                : "webhook_public_key";
+  const nlohmann::json doc = nlohmann::json::parse(config_json, nullptr, false);
+  if (doc.is_array()) {
+    for (const nlohmann::json& entry : doc) {
+      if (!entry.is_object() || entry.value("name", "") != provider) continue;
+      auto it = entry.find(key);
+      if (it != entry.end() && it->is_string() && !it->get<std::string>().empty()) {
+        return it->get<std::string>();
+      }
+    }
+  }
+  return MakeError(ErrorKind::kNotFound, "receipts_not_configured",
+                   "The tenant's " + std::string(provider) + " settings hold no " +
+                       std::string(key) + ", so its receipts cannot be verified.",
+                   "providers");
+}
+
 }  // namespace herald::providers

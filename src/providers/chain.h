@@ -17,4 +17,9 @@ namespace herald::providers {
 Result<std::vector<std::unique_ptr<Provider>>> MakeProviderChain(std::string_view config_json,
                                                                  net::HttpClient* client);
 
+// The secret that verifies delivery receipts from `provider` ("twilio": its auth_token;
+// "vonage": its signature_secret; "sendgrid": its webhook_public_key, PEM), taken from a channel's
+// provider settings. kNotFound "receipts_not_configured" when the settings hold none.
+Result<std::string> ReceiptSecret(std::string_view config_json, std::string_view provider);
+
 }  // namespace herald::providers

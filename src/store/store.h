@@ -214,10 +214,11 @@ class Store {
   virtual Result<Page<DeliveryEvent>> ListUserEvents(std::string_view tenant_id,
                                                      std::string_view external_id,
                                                      const PageRequest& page) = 0;
-  // A provider's delivery receipt: moves the sent delivery whose provider message id this is to
-  // `stage` (kDelivered or kFailed). kNotFound when no such delivery exists.
-  virtual Status RecordReceipt(std::string_view provider, std::string_view provider_message_id,
-                               DeliveryStatus stage, std::string_view reason) = 0;
+  // A provider's delivery receipt: moves the tenant's sent delivery whose provider message id
+  // this is to `stage` (kDelivered or kFailed). kNotFound when the tenant has no such delivery.
+  virtual Status RecordReceipt(std::string_view tenant_id, std::string_view provider,
+                               std::string_view provider_message_id, DeliveryStatus stage,
+                               std::string_view reason) = 0;
 
   // ---- audit ----
   // Queues the record; it is written with the next batch (not waited for).

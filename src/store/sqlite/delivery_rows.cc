@@ -38,8 +38,8 @@ Result<int64_t> EventSeq::Take(Connection& conn, int64_t n) {
 }
 
 Result<GroupPage> InsertGroupPage(Connection& conn, const DeliveryInsert& insert, int64_t group_pk,
-                                  const std::string& earlier_groups, int64_t cursor,
-                                  int max_users, std::vector<DeliveryJob>& jobs) {
+                                  const std::string& earlier_groups, int64_t cursor, int max_users,
+                                  std::vector<DeliveryJob>& jobs) {
   GroupPage page;
   {
     Stmt q = conn.Prepare(
@@ -57,8 +57,7 @@ Result<GroupPage> InsertGroupPage(Connection& conn, const DeliveryInsert& insert
     }
   }
   if (page.exhausted) {
-    Stmt q = conn.Prepare(
-        "SELECT COUNT(*) FROM memberships WHERE group_pk = ?1 AND user_pk > ?2");
+    Stmt q = conn.Prepare("SELECT COUNT(*) FROM memberships WHERE group_pk = ?1 AND user_pk > ?2");
     q.Bind(1, group_pk).Bind(2, cursor);
     Result<bool> row = q.Next();
     if (!row.ok()) return row.take_error();
@@ -155,8 +154,8 @@ Result<int64_t> CancelOpenDeliveries(Connection& conn, EventSeq& seq, int64_t no
                                      UnixMillis now) {
   std::vector<int64_t> open;
   {
-    Stmt q = conn.Prepare(
-        "SELECT pk FROM deliveries WHERE notification_pk = ?1 AND status IN (0, 4)");
+    Stmt q =
+        conn.Prepare("SELECT pk FROM deliveries WHERE notification_pk = ?1 AND status IN (0, 4)");
     q.Bind(1, notification_pk);
     for (;;) {
       Result<bool> row = q.Next();

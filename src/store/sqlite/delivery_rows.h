@@ -44,8 +44,8 @@ struct GroupPage {
 // Deliveries for the devices of up to `max_users` members of `group_pk` after `cursor`, skipping
 // members of the groups in `earlier_groups` (a JSON array of group pks). Appends their jobs.
 Result<GroupPage> InsertGroupPage(Connection& conn, const DeliveryInsert& insert, int64_t group_pk,
-                                  const std::string& earlier_groups, int64_t cursor,
-                                  int max_users, std::vector<DeliveryJob>& jobs);
+                                  const std::string& earlier_groups, int64_t cursor, int max_users,
+                                  std::vector<DeliveryJob>& jobs);
 // Deliveries for the devices of one user, unless a member of `groups` (JSON array of pks).
 Status InsertUserDeliveries(Connection& conn, const DeliveryInsert& insert, int64_t user_pk,
                             const std::string& groups, std::vector<DeliveryJob>& jobs);

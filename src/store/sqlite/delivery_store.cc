@@ -134,9 +134,9 @@ void SqliteStore::RecordDeliveryUpdates(std::vector<DeliveryUpdate> updates) {
   if (updates.empty()) return;
   writer_->Post([this, updates = std::move(updates)](Connection& c) -> Status {
     for (const DeliveryUpdate& u : updates) {
-      Result<bool> r = ApplyDeliveryUpdate(c, event_seq_, u.delivery, u.stage, u.at, u.provider,
-                                           u.attempt, u.reason, u.provider_message_id,
-                                           u.disable_device);
+      Result<bool> r =
+          ApplyDeliveryUpdate(c, event_seq_, u.delivery, u.stage, u.at, u.provider, u.attempt,
+                              u.reason, u.provider_message_id, u.disable_device);
       if (!r.ok()) return r.take_error();
     }
     return Status::Ok();
@@ -183,7 +183,8 @@ Result<Page<Delivery>> SqliteStore::ListDeliveries(std::string_view tenant_id,
       if (!row.ok()) return row.take_error();
       if (!*row) break;
       if (static_cast<int>(out.items.size()) == limit) {
-        out.next_cursor = EncodeIdCursor(kDeliveryCursor, DeliveryKeyOf(out.items.back().id).value_or(0));
+        out.next_cursor =
+            EncodeIdCursor(kDeliveryCursor, DeliveryKeyOf(out.items.back().id).value_or(0));
         break;
       }
       Delivery d;
@@ -253,9 +254,12 @@ Result<Page<DeliveryEvent>> SqliteStore::ListUserEvents(std::string_view tenant_
   });
 }
 
-Status SqliteStore::RecordReceipt(std::string_view provider, std::string_view provider_message_id,
-                                  DeliveryStatus stage, std::string_view reason) {
+Status SqliteStore::RecordReceipt(std::string_view tenant_id, std::string_view provider,
+                                  std::string_view provider_message_id, DeliveryStatus stage,
+                                  std::string_view reason) {
   return NoThrow([&]() -> Status {
+    Result<TenantRef> tenant = tenants_.Get(tenant_id);
+    if (!tenant.ok()) return tenant.take_error();
     const std::string p(provider);
     const std::string r(reason);
     return writer_->Run([&](Connection& c) -> Status {
@@ -263,8 +267,9 @@ Status SqliteStore::RecordReceipt(std::string_view provider, std::string_view pr
       {
         Stmt q = c.Prepare(
             "SELECT pk FROM deliveries WHERE provider = ?1 AND provider_message_id = ?2 "
-            "AND provider_message_id IS NOT NULL AND channel IN ('email', 'sms')");
-        q.Bind(1, provider).Bind(2, provider_message_id);
+            "AND provider_message_id IS NOT NULL AND channel IN ('email', 'sms') "
+            "AND tenant_pk = ?3");
+        q.Bind(1, provider).Bind(2, provider_message_id).Bind(3, tenant->pk);
         Result<bool> row = q.Next();
         if (!row.ok()) return row.take_error();
         if (!*row) {

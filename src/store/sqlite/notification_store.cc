@@ -121,8 +121,8 @@ Result<CreatedNotification> SqliteStore::CreateNotification(Notification n) {
     std::string existing;
     Status s = writer_->Run([&](Connection& c) -> Status {
       if (!n.idempotency_key.empty()) {
-        Stmt q = c.Prepare(
-            "SELECT id FROM notifications WHERE tenant_pk = ?1 AND idempotency_key = ?2");
+        Stmt q =
+            c.Prepare("SELECT id FROM notifications WHERE tenant_pk = ?1 AND idempotency_key = ?2");
         q.Bind(1, tenant->pk).Bind(2, n.idempotency_key);
         Result<bool> row = q.Next();
         if (!row.ok()) return row.take_error();
