@@ -37,29 +37,44 @@ int main(int argc, char** argv) {
       ->envname("HERALD_LOG_LEVEL")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
       ->capture_default_str();
-  serve_cmd->add_option("--sim", serve.sim_url,
-                        "Provider simulator base URL for tenants without providers")
+  serve_cmd
+      ->add_option("--sim", serve.sim_url,
+                   "Provider simulator base URL for tenants without providers")
       ->envname("HERALD_SIM");
   serve_cmd->add_option("--sim-smtp", serve.sim_smtp, "The simulator's SMTP host:port")
       ->envname("HERALD_SIM_SMTP");
-  serve_cmd->add_option("--public-url", serve.public_url,
-                        "This server's external base URL (receipt webhook signatures)")
+  serve_cmd
+      ->add_option("--public-url", serve.public_url,
+                   "This server's external base URL (receipt webhook signatures)")
       ->envname("HERALD_PUBLIC_URL");
-  serve_cmd->add_flag("--with-sim", serve.with_sim,
-                      "Start a provider simulator in this process and deliver to it")
+  serve_cmd
+      ->add_flag("--with-sim", serve.with_sim,
+                 "Start a provider simulator in this process and deliver to it")
       ->envname("HERALD_WITH_SIM");
-  serve_cmd->add_option("--dispatch-workers", serve.dispatch_workers,
-                        "Threads taking delivery jobs from the queue")
+  serve_cmd
+      ->add_option("--with-sim-listen", serve.with_sim_listen,
+                   "With --with-sim: the simulator's HTTP address (port 0 picks one)")
+      ->envname("HERALD_WITH_SIM_LISTEN")
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--with-sim-smtp-listen", serve.with_sim_smtp_listen,
+                   "With --with-sim: the simulator's SMTP address (port 0 picks one)")
+      ->envname("HERALD_WITH_SIM_SMTP_LISTEN")
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--dispatch-workers", serve.dispatch_workers,
+                   "Threads taking delivery jobs from the queue")
       ->envname("HERALD_DISPATCH_WORKERS")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
-  serve_cmd->add_option("--max-in-flight", serve.max_in_flight,
-                        "Provider sends outstanding at once")
+  serve_cmd
+      ->add_option("--max-in-flight", serve.max_in_flight, "Provider sends outstanding at once")
       ->envname("HERALD_MAX_IN_FLIGHT")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
-  serve_cmd->add_option("--shutdown-grace-ms", serve.shutdown_grace_ms,
-                        "On SIGTERM, how long sends in flight may take to finish")
+  serve_cmd
+      ->add_option("--shutdown-grace-ms", serve.shutdown_grace_ms,
+                   "On SIGTERM, how long sends in flight may take to finish")
       ->envname("HERALD_SHUTDOWN_GRACE_MS")
       ->check(CLI::Range(0, 600000))
       ->capture_default_str();

@@ -142,11 +142,13 @@ int RunServe(const ServeOptions& options) {
   std::string sim_smtp = options.sim_smtp;
   if (options.with_sim) {
     sim::SimulatorOptions sim_options;
-    sim_options.listen = "127.0.0.1:0";
-    sim_options.smtp_listen = "127.0.0.1:0";
+    sim_options.listen = options.with_sim_listen;
+    sim_options.smtp_listen = options.with_sim_smtp_listen;
     simulator = sim::MakeSimulator(sim_options);
     if (auto s = simulator->Start(); !s.ok()) {
-      std::fprintf(stderr, "herald: cannot start the simulator: %s\n", s.error().message.c_str());
+      std::fprintf(stderr, "herald: cannot start the simulator on %s / %s: %s\n",
+                   options.with_sim_listen.c_str(), options.with_sim_smtp_listen.c_str(),
+                   s.error().message.c_str());
       reaper.Stop();
       return 1;
     }

@@ -23,7 +23,9 @@ struct ServeOptions {
   // The externally visible base URL (scheme://host:port) of this server: receipt webhooks'
   // signatures are computed over URLs built on it. Default: the request's Host header.
   std::string public_url;
-  bool with_sim = false;  // start a simulator in this process (on free loopback ports) and use it
+  bool with_sim = false;  // start a simulator in this process and deliver to it
+  std::string with_sim_listen = "127.0.0.1:9090";       // its HTTP port (port 0 picks one)
+  std::string with_sim_smtp_listen = "127.0.0.1:2525";  // its SMTP port (port 0 picks one)
   int dispatch_workers = 2;
   size_t max_in_flight = 4096;     // provider sends outstanding at once, at most (adaptive below)
   int shutdown_grace_ms = 10'000;  // on SIGTERM, how long sends in flight may take to finish

@@ -168,6 +168,11 @@ void Dispatcher::Dispatch(const std::vector<DeliveryJob>& jobs) {
 void Dispatcher::OnOutcome(DeliveryJob job, int attempt, const providers::RouteOutcome& outcome) {
   const providers::SendResult& r = outcome.result;
   const UnixMillis now = NowMillis();
+  // Providers that failed before the last one answered: each hop of the failover is a step.
+  for (size_t i = 0; i + 1 < outcome.trail.size(); ++i) {
+    Record(DeliveryUpdate{job.delivery, DeliveryStatus::kRetrying, now, outcome.trail[i].provider,
+                          attempt, "failover after " + ReasonOf(outcome.trail[i]), "", false});
+  }
   switch (r.outcome) {
     case providers::Outcome::kAccepted:
       Finish(job, DeliveryUpdate{job.delivery, DeliveryStatus::kSent, now, r.provider, attempt, "",

@@ -277,6 +277,28 @@ TEST_F(PipelineTest, TransientErrorsAreRetriedUntilTheProviderTakesTheMessage) {
   EXPECT_GE(retrying, 1);
 }
 
+TEST_F(PipelineTest, AnSmsProviderOutageFailsOverToTheSecondProviderAndRecordsTheHop) {
+  PutUser("sms", {Device{"", Channel::kSms, "+821022223333"}});
+  SimFault("twilio", R"({"outage":true})");
+  StartPipeline();
+  std::string id = Send({"g"});
+  Notification n = WaitCompleted(id);
+  EXPECT_EQ(n.counts[static_cast<size_t>(DeliveryStatus::kSent)], 1);
+  auto sent = store_->ListDeliveries(tenant_.id, id, DeliveryStatus::kSent, PageRequest{});
+  ASSERT_TRUE(sent.ok());
+  ASSERT_EQ(sent->items.size(), 1u);
+  EXPECT_EQ(sent->items[0].provider, "vonage");
+  bool hop = false;
+  for (const DeliveryEvent& e : Events("sms")) {
+    if (e.stage == DeliveryStatus::kRetrying && e.provider == "twilio" &&
+        e.reason.rfind("failover after ", 0) == 0) {
+      hop = true;
+    }
+  }
+  EXPECT_TRUE(hop);
+  EXPECT_EQ(SimGet("/sim/stats")["providers"]["vonage"]["accepted"], 1);
+}
+
 TEST_F(PipelineTest, ADeliveryThatCannotBeSentBeforeItsDeadlineExpires) {
   PutUser("late", {Device{"", Channel::kIos, Token(5)}});
   SimFault("apns", R"({"outage":true})");
