@@ -170,9 +170,7 @@ int RunServe(const ServeOptions& options) {
     };
   }
   ProviderDirectory directory(store->get(), http_client.get(), &timers, directory_options);
-  QueueOptions queue_options;
-  queue_options.max_in_flight_per_tenant = options.max_in_flight * 3 / 4;
-  std::unique_ptr<Queue> queue = MakeLocalQueue(queue_options);
+  std::unique_ptr<Queue> queue = MakeLocalQueue({});  // the dispatcher sets its limits
   if (auto n = RequeueUnfinished(store->get(), queue.get()); !n.ok()) {
     std::fprintf(stderr, "herald: cannot read unfinished deliveries: %s\n",
                  n.error().message.c_str());

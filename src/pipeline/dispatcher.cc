@@ -73,6 +73,12 @@ void Dispatcher::Run() {
   while (!stopping_) {
     const size_t limit = limit_.limit();
     limit_gauge_.Set(static_cast<int64_t>(limit));
+    if (options_.tenant_share > 0) {  // fairness: no tenant takes more than its share
+      QueueOptions q;
+      q.max_in_flight_per_tenant = std::max<size_t>(
+          1, static_cast<size_t>(static_cast<double>(limit) * options_.tenant_share));
+      queue_->SetLimits(q);
+    }
     if (in_flight_.load() >= limit) {
       std::unique_lock lock(idle_mu_);
       idle_cv_.wait_for(lock, std::chrono::milliseconds(5),

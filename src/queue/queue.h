@@ -56,6 +56,11 @@ class Queue {
   virtual size_t queued() const = 0;
   virtual size_t in_flight() const = 0;
 
+  // Changes the in-flight limits (0 = none), e.g. to follow the dispatcher's adaptive limit.
+  // Jobs already in flight stay; a tenant or channel now over its limit is passed over until
+  // enough of its jobs are done.
+  virtual void SetLimits(QueueOptions options) = 0;
+
   virtual void Close() = 0;
 };
 

@@ -35,6 +35,28 @@ TEST_P(QueueConformanceTest, TenantAtItsLimitIsPassedOver) {
   EXPECT_THAT(Keys(q->Take(10, milliseconds(0))), ElementsAre(1));
 }
 
+TEST_P(QueueConformanceTest, LimitsCanChangeWhileJobsAreInFlight) {
+  QueueOptions o;
+  o.max_in_flight_per_tenant = 1;
+  auto q = Open(o);
+  q->Push({Job(1, 1, 1 * kMinute), Job(2, 1, 2 * kMinute), Job(3, 1, 3 * kMinute),
+           Job(11, 2, 9 * kMinute)});
+  EXPECT_THAT(Keys(q->Take(10, milliseconds(0))), ElementsAre(1, 11));
+  o.max_in_flight_per_tenant = 3;  // raised: tenant 1's waiting jobs go at once
+  q->SetLimits(o);
+  std::vector<DeliveryJob> got = q->Take(10, milliseconds(0));
+  EXPECT_THAT(Keys(got), ElementsAre(2, 3));
+  o.max_in_flight_per_tenant = 1;  // lowered below what is in flight: nothing more until done
+  q->SetLimits(o);
+  q->Push({Job(4, 1, 4 * kMinute)});
+  EXPECT_THAT(q->Take(10, milliseconds(0)), IsEmpty());
+  q->Done(got[0]);
+  q->Done(got[1]);
+  EXPECT_THAT(q->Take(10, milliseconds(0)), IsEmpty());  // job 1 is still in flight
+  q->SetLimits(QueueOptions{});                          // no limits at all
+  EXPECT_THAT(Keys(q->Take(10, milliseconds(0))), ElementsAre(4));
+}
+
 TEST_P(QueueConformanceTest, ChannelAtItsLimitIsPassedOver) {
   QueueOptions o;
   o.max_in_flight_per_channel = 2;

@@ -136,6 +136,21 @@ size_t LocalQueue::in_flight() const {
   return in_flight_.size();
 }
 
+void LocalQueue::SetLimits(QueueOptions options) {
+  {
+    std::lock_guard lock(mu_);
+    if (options.max_in_flight_per_tenant == options_.max_in_flight_per_tenant &&
+        options.max_in_flight_per_channel == options_.max_in_flight_per_channel) {
+      return;
+    }
+    options_ = options;
+    for (auto& [key, tenant] : tenants_) {
+      for (Lane& lane : tenant.lanes) ReindexLocked(lane);
+    }
+  }
+  Notify(Wake::kAll);  // a raised limit may free jobs for every waiting taker
+}
+
 void LocalQueue::Close() {
   {
     std::lock_guard lock(mu_);

@@ -47,6 +47,7 @@ class LocalQueue final : public Queue {
   void Retry(DeliveryJob job) override;
   size_t queued() const override;
   size_t in_flight() const override;
+  void SetLimits(QueueOptions options) override;
   void Close() override;
 
  private:
@@ -109,7 +110,7 @@ class LocalQueue final : public Queue {
   bool ChannelOpen(size_t channel) const;
   void Notify(Wake wake);
 
-  const QueueOptions options_;
+  QueueOptions options_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool closed_ = false;
