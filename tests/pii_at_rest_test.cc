@@ -7,11 +7,13 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/api_helpers.h"
@@ -140,8 +142,20 @@ std::vector<std::string> Leaks(const fs::path& dir, const std::vector<std::strin
   return leaks;
 }
 
+// The simulator URL `herald serve --with-sim` printed ("provider simulator: http://...").
+std::string SimUrl(const std::string& stderr_text) {
+  const std::string marker = "provider simulator: ";
+  const size_t at = stderr_text.find(marker);
+  if (at == std::string::npos) return "";
+  const size_t start = at + marker.size();
+  return stderr_text.substr(start, stderr_text.find(' ', start) - start);
+}
+
 TEST(PiiAtRestTest, NoPersonalDataInAnyDataFileOrLogAndItSurvivesARestart) {
-  HeraldProcess server;
+  HeraldOptions options;
+  options.args = {"--with-sim", "--with-sim-listen", "127.0.0.1:0", "--with-sim-smtp-listen",
+                  "127.0.0.1:0"};
+  HeraldProcess server(options);
   ASSERT_TRUE(server.Start()) << server.last_error();
   HttpClient admin = server.AdminClient();
   const TenantKey tenant = CreateTenantWithKey(admin, "PII Tenant");
@@ -171,6 +185,30 @@ TEST(PiiAtRestTest, NoPersonalDataInAnyDataFileOrLogAndItSurvivesARestart) {
   ExpectStored(c, kViaPut);
   ExpectStored(c, kViaImport);
 
+  // A send to both: its text is sealed like PII, and the provider's refusal of the e-mail
+  // address — which echoes the address, as SMTP servers do — is recorded without it.
+  const std::string sim = SimUrl(server.Stderr());
+  ASSERT_FALSE(sim.empty()) << server.Stderr();
+  HttpClient sim_client("127.0.0.1",
+                        static_cast<uint16_t>(std::stoi(sim.substr(sim.rfind(':') + 1))));
+  ASSERT_EQ(sim_client.Put("/sim/faults/smtp", {{"invalid_addresses", {kViaImport.email}}}).status,
+            200);
+  const std::string text = "Quixotewright-secret-offer-7c1e9";
+  r = c.Post("/v1/notifications",
+             {{"to", {{"groups", {"pii-group"}}}}, {"title", "Hello"}, {"body", text}});
+  ASSERT_EQ(r.status, 202) << r.Describe();
+  const std::string ntf = r.Json()["id"];
+  json n;
+  for (int i = 0; i < 200; ++i) {
+    n = c.Get("/v1/notifications/" + ntf).Json();
+    if (n.value("status", "") == "completed") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  ASSERT_EQ(n.value("status", ""), "completed") << n.dump();
+  EXPECT_EQ(n["counts"]["sent"], 3) << n.dump();        // kViaImport's sms, ios, android
+  EXPECT_EQ(n["counts"]["failed"], 1) << n.dump();      // kViaImport's e-mail, refused
+  EXPECT_EQ(n["counts"]["suppressed"], 4) << n.dump();  // kViaPut opted out
+
   // Provider credentials are stored encrypted too, and never shown again.
   const std::string provider_secret = "SG.ZebulonProviderSecret-4f9a2c81";
   r = admin.Put("/v1/tenants/" + tenant.tenant_id + "/providers/email",
@@ -185,6 +223,7 @@ TEST(PiiAtRestTest, NoPersonalDataInAnyDataFileOrLogAndItSurvivesARestart) {
   std::vector<std::string> needles = Needles(kViaPut);
   for (auto& n : Needles(kViaImport)) needles.push_back(n);
   needles.push_back(Lower(provider_secret));
+  needles.push_back(Lower(text));
   // API keys are stored hashed: neither the key nor its secret part is at rest.
   needles.push_back(Lower(tenant.key));
   needles.push_back(Lower(tenant.key.substr(tenant.key.size() - 43)));

@@ -2,7 +2,9 @@
 
 #include <pthread.h>
 
+#include <cctype>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 
@@ -13,9 +15,38 @@ namespace {
 
 constexpr size_t kFlushAt = 128;  // recorded changes that trigger a write at once
 
+// Events never hold PII (DESIGN §4.5), but providers echo addresses in their answers (an SMTP
+// server's "550 5.1.1 <ann@example.com>: user unknown"). A reason keeps the provider's codes and
+// words; anything that looks like an e-mail address, a phone number or a device token goes.
+std::string ScrubReason(std::string_view text) {
+  std::string out;
+  size_t i = 0;
+  while (i < text.size() && out.size() < 240) {
+    size_t end = i;
+    while (end < text.size() && text[end] != ' ') ++end;
+    std::string_view word = text.substr(i, end - i);
+    size_t digits = 0;
+    size_t hex = 0;
+    for (char c : word) {
+      digits += std::isdigit(static_cast<unsigned char>(c)) != 0;
+      hex += std::isxdigit(static_cast<unsigned char>(c)) != 0;
+    }
+    if (word.find('@') != std::string_view::npos) {
+      out += "<address>";
+    } else if (digits >= 7 || hex >= 32) {
+      out += "<number>";
+    } else {
+      out += word;
+    }
+    if (end < text.size()) out.push_back(' ');
+    i = end + 1;
+  }
+  return out;
+}
+
 std::string ReasonOf(const providers::SendResult& r) {
   std::string reason(providers::ToString(r.outcome));
-  if (!r.reason.empty()) reason += ": " + r.reason;
+  if (!r.reason.empty()) reason += ": " + ScrubReason(r.reason);
   return reason;
 }
 

@@ -260,6 +260,26 @@ TEST_F(PipelineTest, InvalidAddressFailsTheDeliveryAndDisablesTheDevice) {
   EXPECT_EQ(again.deliveries, 0);
 }
 
+TEST_F(PipelineTest, ARefusalThatEchoesTheAddressIsRecordedWithoutIt) {
+  // SMTP servers answer "550 5.1.1 <ann@example.com>: ... User unknown"; events hold no PII.
+  PutUser("mail", {Device{"", Channel::kEmail, "ann.lee@example.com"}});
+  SimFault("smtp", R"({"invalid_addresses":["ann.lee@example.com"]})");
+  StartPipeline();
+  std::string id = Send({"g"});
+  Notification n = WaitCompleted(id);
+  EXPECT_EQ(n.counts[static_cast<size_t>(DeliveryStatus::kFailed)], 1);
+  auto failed = store_->ListDeliveries(tenant_.id, id, DeliveryStatus::kFailed, PageRequest{});
+  ASSERT_TRUE(failed.ok());
+  ASSERT_EQ(failed->items.size(), 1u);
+  EXPECT_EQ(failed->items[0].provider, "smtp");
+  EXPECT_NE(failed->items[0].reason.find("550 5.1.1"), std::string::npos)
+      << failed->items[0].reason;
+  for (const DeliveryEvent& e : Events("mail")) {
+    EXPECT_EQ(e.reason.find("ann.lee"), std::string::npos) << e.reason;
+    EXPECT_EQ(e.reason.find('@'), std::string::npos) << e.reason;
+  }
+}
+
 TEST_F(PipelineTest, TransientErrorsAreRetriedUntilTheProviderTakesTheMessage) {
   PutUser("r", {Device{"", Channel::kIos, Token(4)}});
   SimFault("apns", R"({"error_rate":1.0})");
