@@ -1,6 +1,7 @@
 #include "sim/h2_session.h"
 
 #include <algorithm>
+#include <limits>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -34,7 +35,17 @@ H2Session::H2Session(RequestFn on_request) : on_request_(std::move(on_request)) 
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, &H2Session::OnDataChunk);
   nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &H2Session::OnFrameRecv);
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, &H2Session::OnStreamClose);
-  nghttp2_session_server_new(&session_, cb, this);
+  // nghttp2's rapid-reset guard (CVE-2023-44487; 1000 RST_STREAMs, then 33 a second) counts
+  // every RST_STREAM, even one for a stream this side has already answered and closed. RFC 9113
+  // section 5.1 says such a frame must be ignored, and HTTP/2 clients send it routinely: libcurl
+  // 7.88 resets every stream whose response has an empty body (APNs' 200) once it is done with
+  // it. With the guard, a busy APNs connection got GOAWAY(INTERNAL_ERROR) after about 1000
+  // pushes, and the pushes in flight on it failed. A simulator has no attacker to fend off.
+  nghttp2_option* option = nullptr;
+  nghttp2_option_new(&option);
+  nghttp2_option_set_stream_reset_rate_limit(option, std::numeric_limits<uint64_t>::max(), 0);
+  nghttp2_session_server_new2(&session_, cb, this, option);
+  nghttp2_option_del(option);
   nghttp2_session_callbacks_del(cb);
   const nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams},

@@ -30,10 +30,9 @@ std::string GroupPath(const Json& doc, const std::string& key) {
 // skips those it cannot find.)
 Status CheckGroupsExist(Store* store, const std::string& tenant_id, const Json& doc,
                         const Notification& n) {
-  for (const std::string& key : n.to_groups) {
-    auto group = store->GetGroup(tenant_id, key);
-    if (group.ok()) continue;
-    if (group.error().kind != ErrorKind::kNotFound) return group.take_error();
+  auto missing = store->MissingGroups(tenant_id, n.to_groups);
+  if (!missing.ok()) return missing.take_error();
+  for (const std::string& key : *missing) {
     const std::string path = GroupPath(doc, key);
     return Invalid("group_not_found",
                    path + " names the group \"" + key +

@@ -408,9 +408,12 @@ void CurlHttpClient::ProcessDone() {
     OriginState* origin = transfer->origin;
     if (origin != nullptr) --origin->in_curl;
     const H2cRole role = transfer->role();
-    if (role == H2cRole::kReuseOnly && result != CURLE_OK && transfer->refused_socket() &&
-        !transfer->request_started()) {
-      // No h2c connection to ride and nothing sent: an opener makes one.
+    if (role == H2cRole::kReuseOnly && result != CURLE_OK && transfer->refused_socket()) {
+      // No h2c connection to ride: an opener makes one. Either curl found none for a request it
+      // had not sent, or it wanted a fresh connection to retry one that it had sent on a
+      // connection that went away unanswered (GOAWAY above the stream's id, REFUSED_STREAM, a
+      // reused connection found dead) — a retry curl deems safe and would make itself on any
+      // other connection. Refusing it used to fail such a request with "Couldn't connect".
       HttpJob job = transfer->TakeHttpJob();
       pool_.push_back(std::move(transfer));
       NeedsConnection(*origin, std::move(job));

@@ -187,7 +187,7 @@ void Dispatcher::Dispatch(const std::vector<DeliveryJob>& jobs) {
     const size_t in_flight_at_start = ++in_flight_;
     const auto sent_at = std::chrono::steady_clock::now();
     (*router)->Send(std::move(m), [this, job, attempt, accepted_at, in_flight_at_start, sent_at,
-                                   keep = *router](providers::RouteOutcome outcome) {
+                                   keep = *router](const providers::RouteOutcome& outcome) {
       if (outcome.result.outcome == providers::Outcome::kAccepted) {
         send_latency_.Observe(static_cast<double>(NowMillis() - accepted_at) / 1000.0);
       }

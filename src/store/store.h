@@ -159,6 +159,9 @@ class Store {
   virtual Result<std::vector<std::string>> AddMembers(std::string_view tenant_id,
                                                       std::string_view group_key,
                                                       const std::vector<std::string>& ids) = 0;
+  // The keys among `keys` that name no group of the tenant (a cheap check: no member counts).
+  virtual Result<std::vector<std::string>> MissingGroups(std::string_view tenant_id,
+                                                         const std::vector<std::string>& keys) = 0;
   // External ids of the members, in external id order.
   virtual Result<Page<std::string>> ListMembers(std::string_view tenant_id,
                                                 std::string_view group_key,

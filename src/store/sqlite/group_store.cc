@@ -82,6 +82,23 @@ Result<Group> SqliteStore::GetGroup(std::string_view tenant_id, std::string_view
   });
 }
 
+Result<std::vector<std::string>> SqliteStore::MissingGroups(std::string_view tenant_id,
+                                                            const std::vector<std::string>& keys) {
+  return NoThrow([&]() -> Result<std::vector<std::string>> {
+    Result<TenantRef> tenant = tenants_.Get(tenant_id);
+    if (!tenant.ok()) return tenant.take_error();
+    ReadPool::Lease conn = readers_->Acquire();
+    std::vector<std::string> missing;
+    for (const std::string& key : keys) {
+      Result<int64_t> group = FindGroup(*conn, tenant->pk, key);
+      if (group.ok()) continue;
+      if (group.error().kind != ErrorKind::kNotFound) return group.take_error();
+      missing.push_back(key);
+    }
+    return missing;
+  });
+}
+
 Status SqliteStore::DeleteGroup(std::string_view tenant_id, std::string_view key) {
   return NoThrow([&]() -> Status {
     Result<TenantRef> tenant = tenants_.Get(tenant_id);

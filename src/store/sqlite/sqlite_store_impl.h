@@ -67,6 +67,8 @@ class SqliteStore final : public Store {
   Result<std::vector<std::string>> AddMembers(std::string_view tenant_id,
                                               std::string_view group_key,
                                               const std::vector<std::string>& ids) override;
+  Result<std::vector<std::string>> MissingGroups(std::string_view tenant_id,
+                                                 const std::vector<std::string>& keys) override;
   Result<Page<std::string>> ListMembers(std::string_view tenant_id, std::string_view group_key,
                                         const PageRequest& page) override;
 

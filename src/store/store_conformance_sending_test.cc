@@ -1,0 +1,325 @@
+// Store conformance: notifications, fan-out, deliveries and their events, receipts (fixture in
+// store_conformance.h).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "store/store_conformance.h"
+#include "store/store_test_support.h"
+
+namespace herald::store_test {
+namespace {
+
+std::string Token(int i) { return std::string(60, 'a') + std::to_string(1000 + i); }
+
+Notification CreateN(Store& store, const Tenant& t, std::vector<std::string> groups,
+                     std::vector<std::string> users = {}, std::string key = "") {
+  Notification n;
+  n.tenant_id = t.id;
+  n.title = "Title";
+  n.body = "Body";
+  n.to_groups = std::move(groups);
+  n.to_users = std::move(users);
+  n.accepted_at = NowMillis();
+  n.deadline = n.accepted_at + 600'000;
+  n.idempotency_key = std::move(key);
+  n.request_hash = "hash";
+  Result<CreatedNotification> c = store.CreateNotification(n);
+  EXPECT_TRUE(c.ok()) << ErrorText(c);
+  return c.ok() ? c->notification : Notification{};
+}
+
+// Runs the whole fan-out, `page` users at a time; returns every job.
+std::vector<DeliveryJob> FanOutAll(Store& store, const std::string& id, int page) {
+  std::vector<DeliveryJob> all;
+  for (int i = 0; i < 10'000; ++i) {
+    Result<FanoutPage> p = store.FanOutPage(id, page);
+    EXPECT_TRUE(p.ok()) << ErrorText(p);
+    if (!p.ok()) break;
+    all.insert(all.end(), p->jobs.begin(), p->jobs.end());
+    if (p->done) break;
+  }
+  return all;
+}
+
+Notification GetN(Store& store, const Tenant& t, const std::string& id) {
+  EXPECT_TRUE(store.Flush().ok());
+  Result<Notification> n = store.GetNotification(t.id, id);
+  EXPECT_TRUE(n.ok()) << ErrorText(n);
+  return n.ok() ? *n : Notification{};
+}
+
+int64_t Count(const Notification& n, DeliveryStatus s) { return n.counts[static_cast<size_t>(s)]; }
+
+TEST_P(StoreConformanceTest, IdempotencyKeyReturnsTheFirstNotification) {
+  Tenant t = NewTenant();
+  Notification first = CreateN(store(), t, {"g"}, {}, "key-1");
+  ASSERT_FALSE(first.id.empty());
+  Notification n = first;
+  n.id.clear();
+  n.request_hash = "another";
+  Result<CreatedNotification> again = store().CreateNotification(n);
+  ASSERT_OK(again);
+  EXPECT_FALSE(again->created);
+  EXPECT_EQ(again->notification.id, first.id);
+  EXPECT_EQ(again->notification.request_hash, "hash");
+  // The same key in another tenant is another notification.
+  Tenant other = NewTenant("Other");
+  n.tenant_id = other.id;
+  Result<CreatedNotification> elsewhere = store().CreateNotification(n);
+  ASSERT_OK(elsewhere);
+  EXPECT_TRUE(elsewhere->created);
+  EXPECT_NE(elsewhere->notification.id, first.id);
+  EXPECT_ERROR(store().GetNotification(other.id, first.id), ErrorKind::kNotFound,
+               "notification_not_found");
+}
+
+TEST_P(StoreConformanceTest, FanOutReachesEachDeviceOnceAcrossGroupsAndNamedUsersPageByPage) {
+  Tenant t = NewTenant();
+  for (int i = 0; i < 25; ++i) {
+    std::vector<std::string> groups = {"a"};
+    if (i % 2 == 0) groups.push_back("b");
+    Put(MakeUser(t.id, "u" + std::to_string(i),
+                 {Dev(Channel::kIos, Token(i)),
+                  Dev(Channel::kEmail, "u" + std::to_string(i) + "@example.com")},
+                 groups));
+  }
+  Put(MakeUser(t.id, "loner", {Dev(Channel::kSms, "+14155550100")}));
+  Notification n = CreateN(store(), t, {"a", "b"}, {"u1", "loner", "nobody"});
+  std::vector<DeliveryJob> jobs = FanOutAll(store(), n.id, 4);
+  EXPECT_EQ(jobs.size(), 51u);  // 25 users x 2 devices + the loner's phone
+  std::set<int64_t> keys;
+  for (const DeliveryJob& j : jobs) {
+    keys.insert(j.delivery);
+    EXPECT_EQ(j.deadline, n.deadline);
+    EXPECT_EQ(j.priority, 10);
+  }
+  EXPECT_EQ(keys.size(), jobs.size());
+  Notification got = GetN(store(), t, n.id);
+  EXPECT_TRUE(got.fanout_done);
+  EXPECT_EQ(got.deliveries, 51);
+  EXPECT_EQ(Count(got, DeliveryStatus::kQueued), 51);
+  EXPECT_EQ(got.status, NotificationStatus::kInProgress);
+  // A finished fan-out adds nothing more.
+  Result<FanoutPage> after = store().FanOutPage(n.id, 4);
+  ASSERT_OK(after);
+  EXPECT_TRUE(after->done);
+  EXPECT_TRUE(after->jobs.empty());
+  ASSERT_OK(store().ListUnfinishedFanouts());
+  EXPECT_TRUE(store().ListUnfinishedFanouts()->empty());
+}
+
+TEST_P(StoreConformanceTest, FanOutFiltersChannelsAndLeavesOutDisabledDevicesAndExpiredUsers) {
+  Tenant t = NewTenant();
+  Put(MakeUser(t.id, "a", {Dev(Channel::kIos, Token(1)), Dev(Channel::kSms, "+14155550101")},
+               {"g"}));
+  User gone = MakeUser(t.id, "gone", {Dev(Channel::kIos, Token(2))}, {"g"});
+  gone.consent_until = NowMillis() + 50;
+  Put(gone);
+  std::this_thread::sleep_for(std::chrono::milliseconds(80));
+  Notification n;
+  n.tenant_id = t.id;
+  n.body = "b";
+  n.to_groups = {"g"};
+  n.channels = {Channel::kIos};
+  n.accepted_at = NowMillis();
+  n.deadline = n.accepted_at + 600'000;
+  Result<CreatedNotification> c = store().CreateNotification(n);
+  ASSERT_OK(c);
+  std::vector<DeliveryJob> jobs = FanOutAll(store(), c->notification.id, 100);
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0].channel, Channel::kIos);
+}
+
+TEST_P(StoreConformanceTest, DispatchTargetsTellWhatMayBeSentAndWhyNot) {
+  Tenant t = NewTenant();
+  Put(MakeUser(t.id, "ok", {Dev(Channel::kIos, Token(1))}, {"g"}));
+  Put(MakeUser(t.id, "out", {Dev(Channel::kIos, Token(2))}, {"g"}));
+  PutUserOutcome nodev = Put(MakeUser(t.id, "nodev", {Dev(Channel::kIos, Token(3))}, {"g"}));
+  Notification n = CreateN(store(), t, {"g"});
+  std::vector<DeliveryJob> jobs = FanOutAll(store(), n.id, 100);
+  ASSERT_EQ(jobs.size(), 3u);
+  User out = MakeUser(t.id, "out", {Dev(Channel::kIos, Token(2))}, {"g"});
+  out.opt_in = false;
+  Put(out);
+  ASSERT_OK(store().RemoveDevice(t.id, "nodev", nodev.user.devices[0].id));
+  Result<std::vector<DispatchTarget>> targets = store().LoadDispatchTargets(jobs);
+  ASSERT_OK(targets);
+  ASSERT_EQ(targets->size(), 3u);
+  std::map<std::string, const DispatchTarget*> by_user;
+  for (const DispatchTarget& d : *targets) by_user[d.external_id] = &d;
+  EXPECT_EQ(by_user["ok"]->suppress_reason, "");
+  EXPECT_EQ(by_user["ok"]->address, Token(1));
+  EXPECT_EQ(by_user["ok"]->title, "Title");
+  EXPECT_EQ(by_user["ok"]->body, "Body");
+  EXPECT_EQ(by_user["ok"]->notification_id, n.id);
+  EXPECT_EQ(by_user["ok"]->tenant_id, t.id);
+  EXPECT_EQ(by_user["out"]->suppress_reason, "opted_out");
+  EXPECT_EQ(by_user["out"]->address, "");  // no plaintext for what must not be sent
+  EXPECT_EQ(by_user["nodev"]->suppress_reason, "device_gone");
+  ASSERT_OK(store().DeleteUser(t.id, "ok"));
+  targets = store().LoadDispatchTargets(jobs);
+  ASSERT_OK(targets);
+  for (const DispatchTarget& d : *targets) {
+    if (d.external_id == "ok") {
+      EXPECT_EQ(d.suppress_reason, "user_gone");
+    }
+  }
+}
+
+TEST_P(StoreConformanceTest, UpdatesMoveStatusesAppendEventsAndCompleteTheNotification) {
+  Tenant t = NewTenant();
+  PutUserOutcome u = Put(MakeUser(
+      t.id, "u", {Dev(Channel::kIos, Token(1)), Dev(Channel::kSms, "+14155550102")}, {"g"}));
+  Notification n = CreateN(store(), t, {"g"});
+  std::vector<DeliveryJob> jobs = FanOutAll(store(), n.id, 100);
+  ASSERT_EQ(jobs.size(), 2u);
+  const UnixMillis now = NowMillis();
+  store().RecordDeliveryUpdates(
+      {{jobs[0].delivery, DeliveryStatus::kDispatched, now, "", 1, "", "", false},
+       {jobs[0].delivery, DeliveryStatus::kSent, now + 1, "apns", 1, "", "apns-id-1", false},
+       {jobs[1].delivery, DeliveryStatus::kDispatched, now, "", 1, "", "", false},
+       {jobs[1].delivery, DeliveryStatus::kFailed, now + 2, "twilio", 1, "invalid_address", "",
+        true}});
+  Notification got = GetN(store(), t, n.id);
+  EXPECT_EQ(got.status, NotificationStatus::kCompleted);
+  EXPECT_EQ(Count(got, DeliveryStatus::kSent), 1);
+  EXPECT_EQ(Count(got, DeliveryStatus::kFailed), 1);
+  EXPECT_GE(got.completed_at, now + 2);
+  // invalid_address disabled the device.
+  Result<User> user = store().GetUser(t.id, "u");
+  ASSERT_OK(user);
+  for (const Device& d : user->devices) EXPECT_EQ(d.disabled, d.channel == Channel::kSms);
+  // Deliveries page in creation order and filter by status.
+  Result<Page<Delivery>> page = store().ListDeliveries(t.id, n.id, std::nullopt, {"", 1});
+  ASSERT_OK(page);
+  ASSERT_EQ(page->items.size(), 1u);
+  EXPECT_EQ(page->items[0].status, DeliveryStatus::kSent);
+  EXPECT_EQ(page->items[0].provider_message_id, "apns-id-1");
+  EXPECT_EQ(page->items[0].device_id, u.user.devices[0].id);
+  Result<Page<Delivery>> next =
+      store().ListDeliveries(t.id, n.id, std::nullopt, {page->next_cursor, 1});
+  ASSERT_OK(next);
+  ASSERT_EQ(next->items.size(), 1u);
+  EXPECT_EQ(next->items[0].reason, "invalid_address");
+  Result<Page<Delivery>> failed =
+      store().ListDeliveries(t.id, n.id, DeliveryStatus::kFailed, PageRequest{});
+  ASSERT_OK(failed);
+  ASSERT_EQ(failed->items.size(), 1u);
+  EXPECT_EQ(failed->items[0].provider, "twilio");
+  // The user's timeline, newest first: 2 × (queued, dispatched, outcome).
+  Result<Page<DeliveryEvent>> events = store().ListUserEvents(t.id, "u", {"", 4});
+  ASSERT_OK(events);
+  ASSERT_EQ(events->items.size(), 4u);
+  EXPECT_FALSE(events->next_cursor.empty());
+  EXPECT_GT(events->items[0].seq, events->items[3].seq);
+  Result<Page<DeliveryEvent>> rest = store().ListUserEvents(t.id, "u", {events->next_cursor, 4});
+  ASSERT_OK(rest);
+  EXPECT_EQ(rest->items.size(), 2u);
+  EXPECT_EQ(rest->items.back().stage, DeliveryStatus::kQueued);
+  EXPECT_ERROR(store().ListUserEvents(t.id, "nobody", PageRequest{}), ErrorKind::kNotFound,
+               "user_not_found");
+  // Nothing is left to re-queue after a restart.
+  Result<std::vector<DeliveryJob>> unfinished = store().ListUnfinishedDeliveries(0, 100);
+  ASSERT_OK(unfinished);
+  EXPECT_TRUE(unfinished->empty());
+}
+
+TEST_P(StoreConformanceTest, CancelStopsQueuedDeliveriesAndTheFanOut) {
+  Tenant t = NewTenant();
+  for (int i = 0; i < 10; ++i) {
+    Put(MakeUser(t.id, "c" + std::to_string(i), {Dev(Channel::kIos, Token(i))}, {"g"}));
+  }
+  Notification n = CreateN(store(), t, {"g"});
+  Result<FanoutPage> first = store().FanOutPage(n.id, 4);
+  ASSERT_OK(first);
+  ASSERT_EQ(first->jobs.size(), 4u);
+  store().RecordDeliveryUpdates(
+      {{first->jobs[0].delivery, DeliveryStatus::kSent, NowMillis(), "apns", 1, "", "x", false}});
+  ASSERT_OK(store().Flush());
+  Result<std::vector<std::string>> unfinished = store().ListUnfinishedFanouts();
+  ASSERT_OK(unfinished);
+  EXPECT_EQ(*unfinished, std::vector<std::string>{n.id});
+  Result<int64_t> cancelled = store().CancelNotification(t.id, n.id);
+  ASSERT_OK(cancelled);
+  EXPECT_EQ(*cancelled, 3);  // the sent one stays sent
+  Result<FanoutPage> after = store().FanOutPage(n.id, 4);
+  ASSERT_OK(after);
+  EXPECT_TRUE(after->done);
+  EXPECT_TRUE(after->jobs.empty());
+  Notification got = GetN(store(), t, n.id);
+  EXPECT_EQ(got.status, NotificationStatus::kCancelled);
+  EXPECT_EQ(Count(got, DeliveryStatus::kCancelled), 3);
+  EXPECT_EQ(Count(got, DeliveryStatus::kSent), 1);
+  // A cancelled delivery is not moved back to dispatched.
+  store().RecordDeliveryUpdates(
+      {{first->jobs[1].delivery, DeliveryStatus::kDispatched, NowMillis(), "", 1, "", "", false}});
+  EXPECT_EQ(Count(GetN(store(), t, n.id), DeliveryStatus::kCancelled), 3);
+  Tenant other = NewTenant("Other");
+  EXPECT_ERROR(store().CancelNotification(other.id, n.id), ErrorKind::kNotFound,
+               "notification_not_found");
+}
+
+TEST_P(StoreConformanceTest, UnfinishedDeliveriesAreListedForARestart) {
+  Tenant t = NewTenant();
+  for (int i = 0; i < 6; ++i) {
+    Put(MakeUser(t.id, "r" + std::to_string(i), {Dev(Channel::kIos, Token(i))}, {"g"}));
+  }
+  Notification n = CreateN(store(), t, {"g"});
+  std::vector<DeliveryJob> jobs = FanOutAll(store(), n.id, 100);
+  ASSERT_EQ(jobs.size(), 6u);
+  store().RecordDeliveryUpdates(
+      {{jobs[0].delivery, DeliveryStatus::kSent, NowMillis(), "apns", 1, "", "x", false},
+       {jobs[1].delivery, DeliveryStatus::kDispatched, NowMillis(), "", 1, "", "", false},
+       {jobs[2].delivery, DeliveryStatus::kRetrying, NowMillis(), "apns", 2, "retry", "", false}});
+  ASSERT_OK(store().Flush());
+  std::vector<int64_t> keys;
+  for (int64_t after = 0;;) {
+    Result<std::vector<DeliveryJob>> page = store().ListUnfinishedDeliveries(after, 2);
+    ASSERT_OK(page);
+    if (page->empty()) break;
+    for (const DeliveryJob& j : *page) keys.push_back(j.delivery);
+    after = page->back().delivery;
+  }
+  EXPECT_EQ(keys.size(), 5u);  // all but the sent one, dispatched included
+  EXPECT_TRUE(std::is_sorted(keys.begin(), keys.end()));
+  EXPECT_EQ(std::count(keys.begin(), keys.end(), jobs[0].delivery), 0);
+}
+
+TEST_P(StoreConformanceTest, ReceiptsMoveOnlyTheTenantsOwnSentDeliveries) {
+  Tenant t = NewTenant();
+  Put(MakeUser(t.id, "s", {Dev(Channel::kSms, "+14155550103")}, {"g"}));
+  Notification n = CreateN(store(), t, {"g"});
+  std::vector<DeliveryJob> jobs = FanOutAll(store(), n.id, 100);
+  ASSERT_EQ(jobs.size(), 1u);
+  store().RecordDeliveryUpdates(
+      {{jobs[0].delivery, DeliveryStatus::kSent, NowMillis(), "twilio", 1, "", "SM123", false}});
+  ASSERT_OK(store().Flush());
+  Tenant other = NewTenant("Other");
+  EXPECT_ERROR(store().RecordReceipt(other.id, "twilio", "SM123", DeliveryStatus::kDelivered, ""),
+               ErrorKind::kNotFound, "delivery_not_found");
+  EXPECT_ERROR(store().RecordReceipt(t.id, "vonage", "SM123", DeliveryStatus::kDelivered, ""),
+               ErrorKind::kNotFound, "delivery_not_found");
+  ASSERT_OK(store().RecordReceipt(t.id, "twilio", "SM123", DeliveryStatus::kDelivered, ""));
+  EXPECT_EQ(Count(GetN(store(), t, n.id), DeliveryStatus::kDelivered), 1);
+}
+
+TEST_P(StoreConformanceTest, MissingGroupsNamesOnlyKeysWithoutAGroup) {
+  Tenant t = NewTenant();
+  ASSERT_OK(store().PutGroup(Group{t.id, "there", "", 0, 0}));
+  Tenant other = NewTenant("Other");
+  ASSERT_OK(store().PutGroup(Group{other.id, "theirs", "", 0, 0}));
+  Result<std::vector<std::string>> missing =
+      store().MissingGroups(t.id, {"there", "theirs", "nowhere"});
+  ASSERT_OK(missing);
+  EXPECT_EQ(*missing, (std::vector<std::string>{"theirs", "nowhere"}));
+}
+
+}  // namespace
+}  // namespace herald::store_test
