@@ -5,7 +5,11 @@
 // delivery, accept→provider latency percentiles, peak RSS, and h2load's raw request rate against
 // the same simulator endpoint in the same run, with the ratio.
 //
-//   build/bench_broadcast [--users=1000000] [--h2load-requests=400000]
+//   build/bench_broadcast [--users=1000000] [--h2load-requests=400000] [--provider=sim|null]
+//
+// --provider=null replaces the provider clients with one that accepts every message at once, in
+// process: no network, no simulator. It measures what the pipeline itself (store, fan-out,
+// queue, dispatcher, events) can do, the ceiling the providers' side is measured against.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -38,6 +42,29 @@ namespace herald {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// Accepts every message at once, on the caller's thread.
+class NullProvider final : public providers::Provider {
+ public:
+  explicit NullProvider(Channel channel) : channel_(channel) {}
+  std::string_view name() const override { return "null"; }
+  Channel channel() const override { return channel_; }
+  void Send(std::vector<providers::Message> batch,
+            std::function<void(std::vector<providers::SendResult>)> done) override {
+    std::vector<providers::SendResult> results;
+    for (const providers::Message& m : batch) {
+      providers::SendResult r;
+      r.outcome = providers::Outcome::kAccepted;
+      r.provider = "null";
+      r.provider_message_id = m.delivery_id;
+      results.push_back(std::move(r));
+    }
+    done(std::move(results));
+  }
+
+ private:
+  Channel channel_;
+};
 
 std::string Token(int i) {
   char buf[17];
@@ -102,12 +129,13 @@ double H2loadRate(int port, int requests) {
 int Main(int argc, char** argv) {
   const int users = std::stoi(bench::Flag(argc, argv, "users", "1000000"));
   const int h2load_requests = std::stoi(bench::Flag(argc, argv, "h2load-requests", "400000"));
+  const bool null_provider = bench::Flag(argc, argv, "provider", "sim") == "null";
   if (!crypto::InitCrypto()) return 1;
   const std::filesystem::path herald =
       std::filesystem::canonical("/proc/self/exe").parent_path() / "herald";
   const int sim_port = 19000 + getpid() % 1000;
-  const pid_t sim_pid = StartSim(herald, sim_port, sim_port + 1000);
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const pid_t sim_pid = null_provider ? -1 : StartSim(herald, sim_port, sim_port + 1000);
+  if (!null_provider) std::this_thread::sleep_for(std::chrono::milliseconds(500));
   const std::string sim_url = "http://127.0.0.1:" + std::to_string(sim_port);
 
   const auto dir = bench::TempDir("bench-broadcast");
@@ -157,6 +185,16 @@ int Main(int argc, char** argv) {
   DirectoryOptions d;
   d.router.max_rounds = 1;
   d.fallback = [&](Channel c) { return providers::SimProviderConfigs(c, sim_url, ""); };
+  if (null_provider) {
+    d.make_chain =
+        [](std::string_view config) -> Result<std::vector<std::unique_ptr<providers::Provider>>> {
+      std::vector<std::unique_ptr<providers::Provider>> chain;
+      const Channel c =
+          config.find("\"fcm\"") != std::string_view::npos ? Channel::kAndroid : Channel::kIos;
+      chain.push_back(std::make_unique<NullProvider>(c));
+      return chain;
+    };
+  }
   ProviderDirectory directory(store.get(), client.get(), &timers, d);
   std::unique_ptr<Queue> queue = MakeLocalQueue({});
   Fanout fanout(store.get(), queue.get(), &metrics);
@@ -224,13 +262,19 @@ int Main(int argc, char** argv) {
   std::printf("accept->provider latency: p50 %.3f s, p99 %.3f s, max %.3f s\n", percentile(0.5),
               percentile(0.99), percentile(1.0));
   std::printf("peak RSS: %ld MiB\n", bench::PeakRssMiB());
-  const double h2 = H2loadRate(sim_port, h2load_requests);
-  std::printf("h2load against the same simulator: %.0f req/s; ratio %.2f\n", h2,
-              h2 > 0 ? rate / h2 : 0);
+  if (!null_provider) {
+    const double h2 = H2loadRate(sim_port, h2load_requests);
+    std::printf("h2load against the same simulator: %.0f req/s; ratio %.2f\n", h2,
+                h2 > 0 ? rate / h2 : 0);
+  } else {
+    std::printf("providers: none (--provider=null): the pipeline's own ceiling\n");
+  }
 
   client.reset();
-  kill(sim_pid, SIGTERM);
-  waitpid(sim_pid, nullptr, 0);
+  if (sim_pid > 0) {
+    kill(sim_pid, SIGTERM);
+    waitpid(sim_pid, nullptr, 0);
+  }
   store.reset();
   std::filesystem::remove_all(dir);
   return sent == expected ? 0 : 1;

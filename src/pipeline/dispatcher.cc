@@ -13,7 +13,7 @@
 namespace herald {
 namespace {
 
-constexpr size_t kFlushAt = 128;  // recorded changes that trigger a write at once
+constexpr size_t kFlushAt = 32;  // recorded changes that trigger a write at once
 
 // Events never hold PII (DESIGN §4.5), but providers echo addresses in their answers (an SMTP
 // server's "550 5.1.1 <ann@example.com>: user unknown"). A reason keeps the provider's codes and
@@ -172,8 +172,8 @@ void Dispatcher::Dispatch(const std::vector<DeliveryJob>& jobs) {
       continue;
     }
     const int attempt = job.attempt + 1;
-    Record(
-        DeliveryUpdate{job.delivery, DeliveryStatus::kDispatched, now, "", attempt, "", "", false});
+    // The attempt's `dispatched` event is written with its outcome, in one write (see
+    // DeliveryUpdate::dispatched_at): a crash in between re-sends the delivery either way.
     providers::Message m;
     m.delivery_id = DeliveryIdOf(job.delivery);
     m.tenant_id = t.tenant_id;
@@ -187,6 +187,7 @@ void Dispatcher::Dispatch(const std::vector<DeliveryJob>& jobs) {
     const size_t in_flight_at_start = ++in_flight_;
     const auto sent_at = std::chrono::steady_clock::now();
     (*router)->Send(std::move(m), [this, job, attempt, accepted_at, in_flight_at_start, sent_at,
+                                   dispatched_at = now,
                                    keep = *router](const providers::RouteOutcome& outcome) {
       if (outcome.result.outcome == providers::Outcome::kAccepted) {
         send_latency_.Observe(static_cast<double>(NowMillis() - accepted_at) / 1000.0);
@@ -196,32 +197,38 @@ void Dispatcher::Dispatch(const std::vector<DeliveryJob>& jobs) {
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - sent_at)
               .count(),
           in_flight_at_start);
-      OnOutcome(job, attempt, outcome);
+      OnOutcome(job, attempt, dispatched_at, outcome);
       SendDone();
     });
   }
 }
 
-void Dispatcher::OnOutcome(DeliveryJob job, int attempt, const providers::RouteOutcome& outcome) {
+void Dispatcher::OnOutcome(DeliveryJob job, int attempt, UnixMillis dispatched_at,
+                           const providers::RouteOutcome& outcome) {
   const providers::SendResult& r = outcome.result;
   const UnixMillis now = NowMillis();
+  // Every change of this attempt; the first one also carries the attempt's `dispatched` event.
+  auto update = [&](DeliveryStatus stage, const std::string& provider, std::string reason,
+                    std::string message_id, bool disable) {
+    DeliveryUpdate u{job.delivery,          stage,  now, provider, attempt, std::move(reason),
+                     std::move(message_id), disable};
+    u.dispatched_at = std::exchange(dispatched_at, 0);
+    return u;
+  };
   // Providers that failed before the last one answered: each hop of the failover is a step.
   for (size_t i = 0; i + 1 < outcome.trail.size(); ++i) {
-    Record(DeliveryUpdate{job.delivery, DeliveryStatus::kRetrying, now, outcome.trail[i].provider,
-                          attempt, "failover after " + ReasonOf(outcome.trail[i]), "", false});
+    Record(update(DeliveryStatus::kRetrying, outcome.trail[i].provider,
+                  "failover after " + ReasonOf(outcome.trail[i]), "", false));
   }
   switch (r.outcome) {
     case providers::Outcome::kAccepted:
-      Finish(job, DeliveryUpdate{job.delivery, DeliveryStatus::kSent, now, r.provider, attempt, "",
-                                 r.provider_message_id, false});
+      Finish(job, update(DeliveryStatus::kSent, r.provider, "", r.provider_message_id, false));
       return;
     case providers::Outcome::kInvalidAddress:
-      Finish(job, DeliveryUpdate{job.delivery, DeliveryStatus::kFailed, now, r.provider, attempt,
-                                 ReasonOf(r), "", true});
+      Finish(job, update(DeliveryStatus::kFailed, r.provider, ReasonOf(r), "", true));
       return;
     case providers::Outcome::kRejected:
-      Finish(job, DeliveryUpdate{job.delivery, DeliveryStatus::kFailed, now, r.provider, attempt,
-                                 ReasonOf(r), "", false});
+      Finish(job, update(DeliveryStatus::kFailed, r.provider, ReasonOf(r), "", false));
       return;
     case providers::Outcome::kRetry:
     case providers::Outcome::kThrottled:
@@ -229,12 +236,11 @@ void Dispatcher::OnOutcome(DeliveryJob job, int attempt, const providers::RouteO
   }
   std::optional<UnixMillis> next = retry_.NextAttempt(attempt, r.retry_after_ms, now, job.deadline);
   if (!next) {
-    Finish(job, DeliveryUpdate{job.delivery, DeliveryStatus::kExpired, now, r.provider, attempt,
-                               "deadline_passed after " + ReasonOf(r), "", false});
+    Finish(job, update(DeliveryStatus::kExpired, r.provider, "deadline_passed after " + ReasonOf(r),
+                       "", false));
     return;
   }
-  Record(DeliveryUpdate{job.delivery, DeliveryStatus::kRetrying, now, r.provider, attempt,
-                        ReasonOf(r), "", false});
+  Record(update(DeliveryStatus::kRetrying, r.provider, ReasonOf(r), "", false));
   job.attempt = static_cast<uint16_t>(attempt);
   job.not_before = *next;
   queue_->Retry(job);

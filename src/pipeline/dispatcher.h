@@ -62,7 +62,8 @@ class Dispatcher {
  private:
   void Run();
   void Dispatch(const std::vector<DeliveryJob>& jobs);
-  void OnOutcome(DeliveryJob job, int attempt, const providers::RouteOutcome& outcome);
+  void OnOutcome(DeliveryJob job, int attempt, UnixMillis dispatched_at,
+                 const providers::RouteOutcome& outcome);
   // Records the change and frees the job's queue slot.
   void Finish(const DeliveryJob& job, DeliveryUpdate update);
   void Record(DeliveryUpdate update);

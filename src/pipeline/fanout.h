@@ -22,7 +22,8 @@
 namespace herald {
 
 struct FanoutOptions {
-  int page_users = 500;
+  int page_users = 100;  // small pages keep the writer free for outcomes (a crash re-sends what it
+                         // has not recorded)
   size_t max_queued = 200'000;  // jobs waiting in the queue above which pages wait
 };
 

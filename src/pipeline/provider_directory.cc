@@ -46,7 +46,8 @@ Result<std::shared_ptr<providers::ProviderRouter>> ProviderDirectory::RouterFor(
   entry.checked_at = now;
   if (entry.router && entry.config == *config) return entry.router;
   Result<std::vector<std::unique_ptr<providers::Provider>>> chain =
-      providers::MakeProviderChain(*config, client_);
+      options_.make_chain ? options_.make_chain(*config)
+                          : providers::MakeProviderChain(*config, client_);
   if (!chain.ok()) {
     cache_.erase(key);
     return chain.take_error();

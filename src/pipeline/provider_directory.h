@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -30,6 +31,10 @@ struct DirectoryOptions {
   std::function<std::vector<std::string>(Channel)> fallback;
   providers::RouterOptions router;
   int refresh_ms = 30'000;
+  // Builds a chain from a settings document; empty = providers::MakeProviderChain. A seam for
+  // benchmarks that measure the pipeline without any network.
+  std::function<Result<std::vector<std::unique_ptr<providers::Provider>>>(std::string_view)>
+      make_chain;
 };
 
 class ProviderDirectory {

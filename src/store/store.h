@@ -92,6 +92,9 @@ struct DeliveryUpdate {
   std::string reason;
   std::string provider_message_id;  // with kSent
   bool disable_device = false;      // invalid_address: the device is disabled too
+  // When set, the attempt's `dispatched` event (at this time) is written with this change: the
+  // dispatcher records an attempt's start and its outcome in one write.
+  UnixMillis dispatched_at = 0;
 };
 
 struct ApiKeyRecord {

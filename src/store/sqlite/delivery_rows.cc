@@ -1,5 +1,6 @@
 #include "store/sqlite/delivery_rows.h"
 
+#include <algorithm>
 #include <limits>
 
 namespace herald::sqlite {
@@ -98,27 +99,28 @@ Status InsertUserDeliveries(Connection& conn, const DeliveryInsert& insert, int6
   return CollectJobs(w, insert, jobs);
 }
 
-Status AppendQueuedEvents(Connection& conn, EventSeq& seq, const std::vector<DeliveryJob>& jobs,
-                          UnixMillis now) {
+Status AppendQueuedEvents(Connection& conn, EventSeq& seq, int64_t notification_pk,
+                          const std::vector<DeliveryJob>& jobs, UnixMillis now) {
   if (jobs.empty()) return Status::Ok();
-  Result<int64_t> first = seq.Take(conn, static_cast<int64_t>(jobs.size()));
-  if (!first.ok()) return first.take_error();
-  int64_t next = *first;
-  for (const DeliveryJob& job : jobs) {
-    Stmt w = conn.Prepare(
-        "INSERT INTO delivery_events (delivery_pk, seq, at, stage, attempt, provider, reason) "
-        "VALUES (?1, ?2, ?3, ?4, 0, '', '')");
-    Status s = w.Bind(1, job.delivery).Bind(2, next++).Bind(3, now).Bind(4, kQueued).Run();
-    if (!s.ok()) return s;
+  int64_t first = jobs.front().delivery;
+  int64_t last = first;
+  for (const DeliveryJob& j : jobs) {
+    first = std::min(first, j.delivery);
+    last = std::max(last, j.delivery);
   }
-  return Status::Ok();
+  // One statement for the page: seq follows the row key, so it stays unique and increasing.
+  Result<int64_t> base = seq.Take(conn, last - first + 1);
+  if (!base.ok()) return base.take_error();
+  Stmt w = conn.Prepare(
+      "INSERT INTO delivery_events (delivery_pk, seq, at, stage, attempt, provider, reason) "
+      "SELECT pk, ?1 + (pk - ?2), ?3, ?4, 0, '', '' FROM deliveries "
+      "WHERE notification_pk = ?5 AND status = ?4 AND pk BETWEEN ?2 AND ?6");
+  w.Bind(1, *base).Bind(2, first).Bind(3, now).Bind(4, kQueued).Bind(5, notification_pk);
+  return w.Bind(6, last).Run();
 }
 
-Result<bool> ApplyDeliveryUpdate(Connection& conn, EventSeq& seq, int64_t delivery,
-                                 DeliveryStatus stage, UnixMillis at, const std::string& provider,
-                                 int attempt, const std::string& reason,
-                                 const std::string& provider_message_id, bool disable_device) {
-  const auto stage_code = static_cast<int64_t>(stage);
+Result<bool> ApplyDeliveryUpdate(Connection& conn, EventSeq& seq, const DeliveryUpdate& u) {
+  const auto stage_code = static_cast<int64_t>(u.stage);
   {
     // A cancelled delivery is not dispatched or retried any more; anything else moves on.
     Stmt w = conn.Prepare(
@@ -126,25 +128,35 @@ Result<bool> ApplyDeliveryUpdate(Connection& conn, EventSeq& seq, int64_t delive
         "provider = CASE WHEN ?4 = '' THEN provider ELSE ?4 END, reason = ?5, "
         "provider_message_id = CASE WHEN ?6 = '' THEN provider_message_id ELSE ?6 END, "
         "updated_at = ?7 WHERE pk = ?1 AND NOT (status = 8 AND ?2 IN (1, 4))");
-    w.Bind(1, delivery).Bind(2, stage_code).Bind(3, int64_t{attempt}).Bind(4, provider);
-    w.Bind(5, reason).Bind(6, provider_message_id).Bind(7, at);
+    w.Bind(1, u.delivery).Bind(2, stage_code).Bind(3, int64_t{u.attempt}).Bind(4, u.provider);
+    w.Bind(5, u.reason).Bind(6, u.provider_message_id).Bind(7, u.at);
     Status s = w.Run();
     if (!s.ok()) return s.take_error();
     if (conn.Changes() == 0) return false;
   }
-  Result<int64_t> n = seq.Take(conn, 1);
+  Result<int64_t> n = seq.Take(conn, u.dispatched_at != 0 ? 2 : 1);
   if (!n.ok()) return n.take_error();
-  Stmt e = conn.Prepare(
-      "INSERT INTO delivery_events (delivery_pk, seq, at, stage, attempt, provider, reason) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
-  e.Bind(1, delivery).Bind(2, *n).Bind(3, at).Bind(4, stage_code).Bind(5, int64_t{attempt});
-  Status s = e.Bind(6, provider).Bind(7, reason).Run();
+  int64_t next = *n;
+  auto append = [&](int64_t stage, UnixMillis at, const std::string& provider,
+                    const std::string& reason) {
+    Stmt e = conn.Prepare(
+        "INSERT INTO delivery_events (delivery_pk, seq, at, stage, attempt, provider, reason) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+    e.Bind(1, u.delivery).Bind(2, next++).Bind(3, at).Bind(4, stage).Bind(5, int64_t{u.attempt});
+    return e.Bind(6, provider).Bind(7, reason).Run();
+  };
+  static const std::string kNone;
+  Status s = Status::Ok();
+  if (u.dispatched_at != 0) {
+    s = append(static_cast<int64_t>(DeliveryStatus::kDispatched), u.dispatched_at, kNone, kNone);
+  }
+  if (s.ok()) s = append(stage_code, u.at, u.provider, u.reason);
   if (!s.ok()) return s.take_error();
-  if (disable_device) {
+  if (u.disable_device) {
     Stmt d = conn.Prepare(
         "UPDATE devices SET disabled = 1 WHERE user_pk = (SELECT user_pk FROM deliveries WHERE "
         "pk = ?1) AND id = (SELECT device_id FROM deliveries WHERE pk = ?1)");
-    s = d.Bind(1, delivery).Run();
+    s = d.Bind(1, u.delivery).Run();
     if (!s.ok()) return s.take_error();
   }
   return true;
@@ -164,11 +176,13 @@ Result<int64_t> CancelOpenDeliveries(Connection& conn, EventSeq& seq, int64_t no
       open.push_back(q.Int(0));
     }
   }
-  const std::string none;
-  const std::string reason = "cancelled_by_request";
   for (int64_t pk : open) {
-    Result<bool> r = ApplyDeliveryUpdate(conn, seq, pk, DeliveryStatus::kCancelled, now, none, 0,
-                                         reason, none, false);
+    DeliveryUpdate u;
+    u.delivery = pk;
+    u.stage = DeliveryStatus::kCancelled;
+    u.at = now;
+    u.reason = "cancelled_by_request";
+    Result<bool> r = ApplyDeliveryUpdate(conn, seq, u);
     if (!r.ok()) return r.take_error();
   }
   return static_cast<int64_t>(open.size());

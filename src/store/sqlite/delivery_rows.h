@@ -13,6 +13,7 @@
 #include "common/result.h"
 #include "model/notification.h"
 #include "store/sqlite/connection.h"
+#include "store/store.h"
 
 namespace herald::sqlite {
 
@@ -49,15 +50,14 @@ Result<GroupPage> InsertGroupPage(Connection& conn, const DeliveryInsert& insert
 // Deliveries for the devices of one user, unless a member of `groups` (JSON array of pks).
 Status InsertUserDeliveries(Connection& conn, const DeliveryInsert& insert, int64_t user_pk,
                             const std::string& groups, std::vector<DeliveryJob>& jobs);
-// The queued event of each new delivery.
-Status AppendQueuedEvents(Connection& conn, EventSeq& seq, const std::vector<DeliveryJob>& jobs,
-                          UnixMillis now);
-// Applies one state change (row + event); returns false when the change was refused because the
-// delivery is gone or was cancelled before it was dispatched.
-Result<bool> ApplyDeliveryUpdate(Connection& conn, EventSeq& seq, int64_t delivery,
-                                 DeliveryStatus stage, UnixMillis at, const std::string& provider,
-                                 int attempt, const std::string& reason,
-                                 const std::string& provider_message_id, bool disable_device);
+// The queued event of each new delivery: `jobs` are the deliveries this transaction just created
+// for the notification (their row keys are the newest of the table).
+Status AppendQueuedEvents(Connection& conn, EventSeq& seq, int64_t notification_pk,
+                          const std::vector<DeliveryJob>& jobs, UnixMillis now);
+// Applies one state change (row + event, and the dispatched event before it when
+// update.dispatched_at is set); returns false when the change was refused because the delivery
+// is gone or was cancelled before it was dispatched.
+Result<bool> ApplyDeliveryUpdate(Connection& conn, EventSeq& seq, const DeliveryUpdate& update);
 // Cancels the notification's queued and retrying deliveries; returns how many.
 Result<int64_t> CancelOpenDeliveries(Connection& conn, EventSeq& seq, int64_t notification_pk,
                                      UnixMillis now);

@@ -134,9 +134,7 @@ void SqliteStore::RecordDeliveryUpdates(std::vector<DeliveryUpdate> updates) {
   if (updates.empty()) return;
   writer_->Post([this, updates = std::move(updates)](Connection& c) -> Status {
     for (const DeliveryUpdate& u : updates) {
-      Result<bool> r =
-          ApplyDeliveryUpdate(c, event_seq_, u.delivery, u.stage, u.at, u.provider, u.attempt,
-                              u.reason, u.provider_message_id, u.disable_device);
+      Result<bool> r = ApplyDeliveryUpdate(c, event_seq_, u);
       if (!r.ok()) return r.take_error();
     }
     return Status::Ok();
@@ -278,8 +276,13 @@ Status SqliteStore::RecordReceipt(std::string_view tenant_id, std::string_view p
         }
         pk = q.Int(0);
       }
-      Result<bool> applied =
-          ApplyDeliveryUpdate(c, event_seq_, pk, stage, NowMillis(), p, 0, r, "", false);
+      DeliveryUpdate u;
+      u.delivery = pk;
+      u.stage = stage;
+      u.at = NowMillis();
+      u.provider = p;
+      u.reason = r;
+      Result<bool> applied = ApplyDeliveryUpdate(c, event_seq_, u);
       if (!applied.ok()) return applied.take_error();
       return Status::Ok();
     });

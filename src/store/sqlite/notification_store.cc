@@ -312,7 +312,7 @@ Result<FanoutPage> SqliteStore::FanOutPage(std::string_view notification_id, int
         }
       }
       for (DeliveryJob& job : page.jobs) job.priority = static_cast<uint8_t>(n.priority);
-      Status e = AppendQueuedEvents(c, event_seq_, page.jobs, now);
+      Status e = AppendQueuedEvents(c, event_seq_, n.pk, page.jobs, now);
       if (!e.ok()) return e;
       page.done = n.source > static_cast<int64_t>(n.groups.size());
       Stmt w = c.Prepare(

@@ -142,7 +142,7 @@ CREATE INDEX notifications_fanout ON notifications(pk) WHERE fanout_done = 0;
 -- dispatcher reads the device (and the user's consent) at the moment of sending.
 CREATE TABLE deliveries (
   pk INTEGER PRIMARY KEY,
-  notification_pk INTEGER NOT NULL REFERENCES notifications(pk),
+  notification_pk INTEGER NOT NULL,       -- notifications(pk); no FK check per insert
   tenant_pk INTEGER NOT NULL,
   user_pk INTEGER NOT NULL,
   external_id TEXT NOT NULL,
