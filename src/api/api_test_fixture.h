@@ -23,8 +23,7 @@ class ApiSession : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(crypto::InitCrypto());
-    dir_ = std::filesystem::temp_directory_path() /
-           ("herald-api-" + crypto::RandomId("", 12));
+    dir_ = std::filesystem::temp_directory_path() / ("herald-api-" + crypto::RandomId("", 12));
     std::filesystem::create_directories(dir_);
     SqliteStoreOptions options;
     options.path = (dir_ / "herald.db").string();
@@ -75,8 +74,7 @@ class ApiSession : public ::testing::Test {
   // One request through the handler, recorded like the server would.
   http::Response Call(std::string method, std::string target, std::string body = {},
                       std::string token = {}) {
-    auto req = MakeRequest(std::move(method), std::move(target), std::move(body),
-                           std::move(token));
+    auto req = MakeRequest(std::move(method), std::move(target), std::move(body), std::move(token));
     const auto plan = handler_->PlanBody(req);
     http::Response resp;
     if (plan.stream) {
@@ -128,9 +126,8 @@ class ApiSession : public ::testing::Test {
     return Body(r)["id"];
   }
   // Mints a key for the tenant with the scopes; returns the secret.
-  std::string NewKey(const std::string& tenant,
-                     std::vector<std::string> scopes = {"users:read", "users:write",
-                                                        "audit:read"}) {
+  std::string NewKey(const std::string& tenant, std::vector<std::string> scopes = {
+                                                    "users:read", "users:write", "audit:read"}) {
     auto r = Call("POST", "/v1/tenants/" + tenant + "/keys",
                   Json{{"name", "test"}, {"scopes", scopes}}.dump(), kAdmin);
     EXPECT_EQ(r.status, 201) << r.body;

@@ -117,8 +117,8 @@ void RegisterGroupRoutes(Router& router, ApiContext& ctx) {
                 if (!page.ok()) return ErrorResponse(page.error());
                 auto members = store->ListMembers(call.who.tenant_id, *key, *page);
                 if (!members.ok()) return ErrorResponse(members.error());
-                return JsonResponse(200, {{"users", members->items},
-                                          {"next_cursor", members->next_cursor}});
+                return JsonResponse(
+                    200, {{"users", members->items}, {"next_cursor", members->next_cursor}});
               }});
   router.Add({.method = "POST",
               .pattern = "/v1/groups/{group_key}/members",

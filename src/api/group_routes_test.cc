@@ -34,8 +34,8 @@ TEST_F(GroupRoutes, GroupLifecycleAndMembers) {
   r = Call("GET", "/v1/groups/news/members?limit=2", {}, key_);
   ASSERT_EQ(r.status, 200);
   EXPECT_EQ(Body(r)["users"], Json::array({"a", "b"}));
-  r = Call("GET", "/v1/groups/news/members?limit=2&cursor=" +
-                      Body(r)["next_cursor"].get<std::string>(),
+  r = Call("GET",
+           "/v1/groups/news/members?limit=2&cursor=" + Body(r)["next_cursor"].get<std::string>(),
            {}, key_);
   EXPECT_EQ(Body(r)["users"], Json::array({"c"}));
   EXPECT_EQ(Body(r)["next_cursor"], "");

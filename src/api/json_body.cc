@@ -53,9 +53,9 @@ Result<Json> ParseJson(std::string_view text) {
     std::string what = e.what();
     // nlohmann's message names the byte position and the problem (including ill-formed UTF-8).
     const auto pos = what.find("parse error");
-    return MakeError(ErrorKind::kMalformed, "malformed_json",
-                     "The body is not valid JSON: " +
-                         (pos == std::string::npos ? what : what.substr(pos)));
+    return MakeError(
+        ErrorKind::kMalformed, "malformed_json",
+        "The body is not valid JSON: " + (pos == std::string::npos ? what : what.substr(pos)));
   }
 }
 
@@ -84,8 +84,7 @@ Status CheckFields(const Json& obj, std::initializer_list<std::string_view> allo
       for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
       const std::string path = std::string(prefix) + key;
       return Invalid("unknown_field",
-                     "Unknown field \"" + path + "\"; the allowed fields are: " + list + ".",
-                     path);
+                     "Unknown field \"" + path + "\"; the allowed fields are: " + list + ".", path);
     }
   }
   return Status::Ok();
@@ -126,8 +125,7 @@ Result<std::optional<UnixMillis>> GetTime(const Json& obj, std::string_view key,
   auto t = ParseRfc3339(**s);
   if (!t) {
     return Invalid("invalid_time",
-                   std::string(path) +
-                       " must be an RFC 3339 time such as 2026-11-24T06:00:00Z.",
+                   std::string(path) + " must be an RFC 3339 time such as 2026-11-24T06:00:00Z.",
                    path);
   }
   return std::optional<UnixMillis>(*t);

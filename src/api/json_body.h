@@ -5,11 +5,10 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "common/clock.h"
 #include "common/result.h"
@@ -35,8 +34,7 @@ Status CheckFields(const Json& obj, std::initializer_list<std::string_view> allo
 Result<std::optional<std::string>> GetString(const Json& obj, std::string_view key,
                                              std::string_view path);
 Result<std::optional<bool>> GetBool(const Json& obj, std::string_view key, std::string_view path);
-Result<std::optional<int64_t>> GetInt(const Json& obj, std::string_view key,
-                                      std::string_view path);
+Result<std::optional<int64_t>> GetInt(const Json& obj, std::string_view key, std::string_view path);
 // An RFC 3339 time (422 "invalid_time").
 Result<std::optional<UnixMillis>> GetTime(const Json& obj, std::string_view key,
                                           std::string_view path);

@@ -9,16 +9,19 @@ void RegisterOpsRoutes(Router& router, ApiContext& ctx) {
   observe::Registry* metrics = ctx.metrics;
   router.Add({.method = "GET",
               .pattern = "/healthz",
-              .fn = [](const Call&) { return JsonResponse(200, {{"status", "ok"}}); },
+              .fn =
+                  [](const Call&) {
+                    return JsonResponse(200, {{"status", "ok"}});
+                  },
               .audited = false});
   router.Add({.method = "GET",
               .pattern = "/readyz",
               .fn =
                   [store](const Call&) {
                     if (auto s = store->Ping(); !s.ok()) {
-                      return ErrorResponse(MakeError(ErrorKind::kUnavailable, "store_unavailable",
-                                                     "The store does not answer: " +
-                                                         s.error().message));
+                      return ErrorResponse(
+                          MakeError(ErrorKind::kUnavailable, "store_unavailable",
+                                    "The store does not answer: " + s.error().message));
                     }
                     return JsonResponse(200, {{"status", "ready"}});
                   },

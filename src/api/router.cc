@@ -98,7 +98,8 @@ http::Response JsonResponse(int status, const Json& body) {
 }
 
 Json ErrorJson(const Error& error) {
-  return Json{{"error", {{"code", error.code}, {"message", error.message}, {"field", error.field}}}};
+  return Json{
+      {"error", {{"code", error.code}, {"message", error.message}, {"field", error.field}}}};
 }
 
 http::Response ErrorResponse(const Error& error) {

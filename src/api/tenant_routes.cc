@@ -69,10 +69,10 @@ Status ReadTenantFields(const Json& body, bool creating, Tenant& t) {
   if (!days.ok()) return days.take_error();
   if (days->has_value()) {
     if (**days < 1 || **days > kMaxConsentDays) {
-      return Invalid("invalid_consent_days",
-                     "default_consent_days must be from 1 to 36500; got " +
-                         std::to_string(**days) + ".",
-                     "default_consent_days");
+      return Invalid(
+          "invalid_consent_days",
+          "default_consent_days must be from 1 to 36500; got " + std::to_string(**days) + ".",
+          "default_consent_days");
     }
     t.default_consent_days = static_cast<int>(**days);
   }
@@ -148,19 +148,19 @@ void RegisterTenantRoutes(Router& router, ApiContext& ctx) {
                 response.tenant_id = created->id;  // the creation belongs to its trail
                 return response;
               }});
-  router.Add({.method = "GET",
-              .pattern = "/v1/tenants",
-              .auth = Auth::kAdmin,
-              .fn = [store](const Call& call) {
-                auto page = ReadPage(call.request);
-                if (!page.ok()) return ErrorResponse(page.error());
-                auto tenants = store->ListTenants(*page);
-                if (!tenants.ok()) return ErrorResponse(tenants.error());
-                Json items = Json::array();
-                for (const auto& t : tenants->items) items.push_back(TenantJson(t));
-                return JsonResponse(200, {{"tenants", items},
-                                          {"next_cursor", tenants->next_cursor}});
-              }});
+  router.Add(
+      {.method = "GET",
+       .pattern = "/v1/tenants",
+       .auth = Auth::kAdmin,
+       .fn = [store](const Call& call) {
+         auto page = ReadPage(call.request);
+         if (!page.ok()) return ErrorResponse(page.error());
+         auto tenants = store->ListTenants(*page);
+         if (!tenants.ok()) return ErrorResponse(tenants.error());
+         Json items = Json::array();
+         for (const auto& t : tenants->items) items.push_back(TenantJson(t));
+         return JsonResponse(200, {{"tenants", items}, {"next_cursor", tenants->next_cursor}});
+       }});
   router.Add({.method = "GET",
               .pattern = "/v1/tenants/{tenant_id}",
               .auth = Auth::kAdmin,
@@ -201,8 +201,8 @@ void RegisterTenantRoutes(Router& router, ApiContext& ctx) {
                 key.name = name->value_or("");
                 if (key.name.size() > kMaxNameBytes || !IsValidUtf8(key.name) ||
                     HasControlCharacters(key.name)) {
-                  return ErrorResponse(Invalid(
-                      "invalid_name", "name must be at most 256 bytes of text.", "name"));
+                  return ErrorResponse(
+                      Invalid("invalid_name", "name must be at most 256 bytes of text.", "name"));
                 }
                 auto scopes = body->find("scopes");
                 if (scopes == body->end() || !scopes->is_array() || scopes->empty()) {

@@ -100,8 +100,7 @@ TEST_F(ApiSession, MissingScopeAnswers403NamingTheScope) {
   auto r = Call("PUT", "/v1/users/u1", R"({"name":"Ann","opt_in":true})", reader);
   EXPECT_EQ(r.status, 403);
   EXPECT_EQ(Code(r), "missing_scope");
-  EXPECT_NE(Body(r)["error"]["message"].get<std::string>().find("users:write"),
-            std::string::npos);
+  EXPECT_NE(Body(r)["error"]["message"].get<std::string>().find("users:write"), std::string::npos);
 }
 
 TEST_F(ApiSession, RevokedKeyFailsAtOnce) {
@@ -136,8 +135,8 @@ TEST_F(ApiSession, ProviderSettingsAreValidatedAndNeverEchoCredentials) {
   r = Call("GET", "/v1/tenants/" + tenant + "/providers/sms", {}, kAdmin);
   ASSERT_EQ(r.status, 200);
   EXPECT_EQ(Body(r)["providers"][1]["name"], "vonage");
-  r = Call("PUT", "/v1/tenants/" + tenant + "/providers/sms",
-           R"({"providers":[{"name":"apns"}]})", kAdmin);
+  r = Call("PUT", "/v1/tenants/" + tenant + "/providers/sms", R"({"providers":[{"name":"apns"}]})",
+           kAdmin);
   EXPECT_EQ(r.status, 422);
   EXPECT_EQ(Field(r), "providers[0].name");
   r = Call("PUT", "/v1/tenants/" + tenant + "/providers/fax", R"({"providers":[]})", kAdmin);

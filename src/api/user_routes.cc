@@ -44,15 +44,14 @@ http::Response PatchUser(Store* store, const Call& call) {
   if (!id.ok()) return ErrorResponse(id.error());
   auto patch = ParseJsonObject(call.request.body);
   if (!patch.ok()) return ErrorResponse(patch.error());
-  if (auto s = CheckFields(*patch, {"name", "opt_in", "consent_from", "consent_until", "devices",
-                                    "groups"});
+  if (auto s = CheckFields(
+          *patch, {"name", "opt_in", "consent_from", "consent_until", "devices", "groups"});
       !s.ok()) {
     return ErrorResponse(s.error());
   }
   if (auto it = patch->find("opt_in"); it != patch->end() && it->is_null()) {
     return ErrorResponse(MakeError(ErrorKind::kInvalid, "invalid_type",
-                                   "opt_in cannot be removed; set it to true or false.",
-                                   "opt_in"));
+                                   "opt_in cannot be removed; set it to true or false.", "opt_in"));
   }
   auto defaults = DefaultsFor(store, call.who.tenant_id);
   if (!defaults.ok()) return ErrorResponse(defaults.error());

@@ -160,8 +160,7 @@ TEST_F(UserRoutes, PatchMergesAndKeepsTheRest) {
   EXPECT_EQ(u["groups"], Json::array({"g1"}));
   EXPECT_EQ(u["version"], 2);
 
-  r = Call("PATCH", "/v1/users/u1",
-           R"({"devices":[{"channel":"email","address":"bad"}]})", key_);
+  r = Call("PATCH", "/v1/users/u1", R"({"devices":[{"channel":"email","address":"bad"}]})", key_);
   EXPECT_EQ(r.status, 422);
   EXPECT_EQ(Body(Call("GET", "/v1/users/u1", {}, key_))["devices"][0]["address"], "a@x.io");
   EXPECT_EQ(Call("PATCH", "/v1/users/u1", R"({"opt_in":null})", key_).status, 422);
@@ -170,8 +169,7 @@ TEST_F(UserRoutes, PatchMergesAndKeepsTheRest) {
 
 TEST_F(UserRoutes, DevicesAreAddedAndRemoved) {
   ASSERT_EQ(Put("u1", {{"opt_in", true}}).status, 201);
-  auto r = Call("POST", "/v1/users/u1/devices", R"({"channel":"android","address":"tok:1"})",
-                key_);
+  auto r = Call("POST", "/v1/users/u1/devices", R"({"channel":"android","address":"tok:1"})", key_);
   ASSERT_EQ(r.status, 201) << r.body;
   const std::string device_id = Body(r)["id"];
   r = Call("POST", "/v1/users/u1/devices", R"({"channel":"android","address":"tok:1"})", key_);
@@ -180,8 +178,7 @@ TEST_F(UserRoutes, DevicesAreAddedAndRemoved) {
   EXPECT_EQ(Call("DELETE", "/v1/users/u1/devices/" + device_id, {}, key_).status, 204);
   EXPECT_EQ(Call("DELETE", "/v1/users/u1/devices/" + device_id, {}, key_).status, 404);
   EXPECT_EQ(Body(Call("GET", "/v1/users/u1", {}, key_))["devices"].size(), 0u);
-  EXPECT_EQ(Call("POST", "/v1/users/ghost/devices", R"({"channel":"android","address":"t"})",
-                 key_)
+  EXPECT_EQ(Call("POST", "/v1/users/ghost/devices", R"({"channel":"android","address":"t"})", key_)
                 .status,
             404);
 }
@@ -195,8 +192,8 @@ TEST_F(UserRoutes, DeleteErasesAtOnce) {
 }
 
 TEST_F(UserRoutes, DeepJsonIsRefused) {
-  std::string deep = R"({"opt_in":true,"name":)" + std::string(100, '[') + std::string(100, ']') +
-                     "}";
+  std::string deep =
+      R"({"opt_in":true,"name":)" + std::string(100, '[') + std::string(100, ']') + "}";
   auto r = Call("PUT", "/v1/users/u1", deep, key_);
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(Code(r), "json_too_deep");

@@ -17,8 +17,8 @@ enum class Channel { kIos, kAndroid, kEmail, kSms };
 inline constexpr Channel kAllChannels[] = {Channel::kIos, Channel::kAndroid, Channel::kEmail,
                                            Channel::kSms};
 
-std::string_view ToString(Channel c);                      // "ios", "android", "email", "sms"
-std::optional<Channel> ParseChannel(std::string_view s);   // inverse of ToString
+std::string_view ToString(Channel c);                     // "ios", "android", "email", "sms"
+std::optional<Channel> ParseChannel(std::string_view s);  // inverse of ToString
 
 struct Tenant {
   std::string id;  // minted: "ten_" + 20 base32 chars
@@ -57,17 +57,17 @@ struct User {
   std::string name;         // at most 256 bytes
   bool opt_in = true;
   UnixMillis consent_from = 0;
-  UnixMillis consent_until = 0;  // > consent_from
-  std::vector<Device> devices;   // at most 16
+  UnixMillis consent_until = 0;     // > consent_from
+  std::vector<Device> devices;      // at most 16
   std::vector<std::string> groups;  // group keys, sorted, unique
-  int64_t version = 0;  // bumped by every write; PutUser may require the current one
+  int64_t version = 0;              // bumped by every write; PutUser may require the current one
   UnixMillis created_at = 0;
   UnixMillis updated_at = 0;
 };
 
 struct Group {
   std::string tenant_id;
-  std::string key;  // 1-128 bytes of [A-Za-z0-9_.:-]
+  std::string key;   // 1-128 bytes of [A-Za-z0-9_.:-]
   std::string name;  // optional display name, at most 256 bytes (not PII: no encryption)
   int64_t member_count = 0;
   UnixMillis created_at = 0;
@@ -79,7 +79,7 @@ struct AuditRecord {
   std::string tenant_id;  // empty for admin calls that name no tenant and for anonymous calls
   std::string actor;      // "admin", an API key id, or "anonymous"
   std::string method;
-  std::string route;      // the route pattern, e.g. "/v1/users/{external_id}": never an id
+  std::string route;  // the route pattern, e.g. "/v1/users/{external_id}": never an id
   int status = 0;
   std::string request_id;
   int64_t latency_us = 0;

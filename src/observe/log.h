@@ -18,8 +18,7 @@ struct LogField {
   LogField(std::string_view k, long long v) : key(k), value(std::to_string(v)), quoted(false) {}
   LogField(std::string_view k, int v) : key(k), value(std::to_string(v)), quoted(false) {}
   LogField(std::string_view k, long v) : key(k), value(std::to_string(v)), quoted(false) {}
-  LogField(std::string_view k, unsigned long v)
-      : key(k), value(std::to_string(v)), quoted(false) {}
+  LogField(std::string_view k, unsigned long v) : key(k), value(std::to_string(v)), quoted(false) {}
   LogField(std::string_view k, double v) : key(k), value(std::to_string(v)), quoted(false) {}
   LogField(std::string_view k, bool v) : key(k), value(v ? "true" : "false"), quoted(false) {}
   std::string key;

@@ -16,13 +16,13 @@
 namespace herald::providers {
 
 struct BreakerOptions {
-  int window_ms = 1000;          // the sliding window the failure rate is measured over
-  int buckets = 10;              // window granularity
-  int min_calls = 5;             // fewer calls than this in the window never open the breaker
-  double failure_ratio = 0.5;    // open at or above this failure rate
-  int open_ms = 500;             // first cool-down; doubles on each failed probe
+  int window_ms = 1000;        // the sliding window the failure rate is measured over
+  int buckets = 10;            // window granularity
+  int min_calls = 5;           // fewer calls than this in the window never open the breaker
+  double failure_ratio = 0.5;  // open at or above this failure rate
+  int open_ms = 500;           // first cool-down; doubles on each failed probe
   int max_open_ms = 30'000;
-  int half_open_probes = 1;      // calls let through while half-open
+  int half_open_probes = 1;  // calls let through while half-open
 };
 
 class CircuitBreaker {

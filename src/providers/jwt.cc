@@ -41,12 +41,11 @@ Result<std::string> JwtSigner::Sign(std::string_view header_json,
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   size_t len = 0;
   std::string sig;
-  bool ok = ctx != nullptr &&
-            EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr,
-                               static_cast<EVP_PKEY*>(key_)) == 1 &&
-            EVP_DigestSign(ctx, nullptr, &len,
-                           reinterpret_cast<const unsigned char*>(input.data()),
-                           input.size()) == 1;
+  bool ok =
+      ctx != nullptr &&
+      EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr, static_cast<EVP_PKEY*>(key_)) == 1 &&
+      EVP_DigestSign(ctx, nullptr, &len, reinterpret_cast<const unsigned char*>(input.data()),
+                     input.size()) == 1;
   if (ok) {
     sig.resize(len);
     ok = EVP_DigestSign(ctx, reinterpret_cast<unsigned char*>(sig.data()), &len,

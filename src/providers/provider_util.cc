@@ -199,8 +199,7 @@ Result<std::unique_ptr<Provider>> MakeProvider(std::string_view config_json,
   if (name == "sendgrid") return MakeSendGrid(config, client);
   if (name == "twilio") return MakeTwilio(config, client);
   if (name == "vonage") return MakeVonage(config, client);
-  return ConfigError("name",
-                     "name must be one of apns, fcm, smtp, sendgrid, twilio, vonage.");
+  return ConfigError("name", "name must be one of apns, fcm, smtp, sendgrid, twilio, vonage.");
 }
 
 }  // namespace herald::providers

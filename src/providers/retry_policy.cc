@@ -5,8 +5,8 @@
 
 namespace herald::providers {
 
-std::optional<UnixMillis> RetryPolicy::NextAttempt(int attempt, int retry_after_ms,
-                                                   UnixMillis now, UnixMillis deadline) const {
+std::optional<UnixMillis> RetryPolicy::NextAttempt(int attempt, int retry_after_ms, UnixMillis now,
+                                                   UnixMillis deadline) const {
   int64_t delay = 0;
   if (retry_after_ms >= 0) {
     delay = retry_after_ms;

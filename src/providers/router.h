@@ -28,9 +28,9 @@ struct RouterOptions {
 };
 
 struct RouteOutcome {
-  SendResult result;      // the final answer (its provider names who gave it)
-  int attempts = 0;       // provider calls made
-  bool expired = false;   // gave up because the deadline left no time for another round
+  SendResult result;              // the final answer (its provider names who gave it)
+  int attempts = 0;               // provider calls made
+  bool expired = false;           // gave up because the deadline left no time for another round
   std::vector<SendResult> trail;  // every answer on the way, in order
 };
 

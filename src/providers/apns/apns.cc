@@ -57,8 +57,8 @@ class ApnsProvider final : public Provider {
                bool after_refresh) {
     auto token = Token();
     if (!token.ok()) {
-      collector->Set(index, SendResult{Outcome::kAuthError, "apns", "", -1, 0,
-                                       token.error().message});
+      collector->Set(index,
+                     SendResult{Outcome::kAuthError, "apns", "", -1, 0, token.error().message});
       return;
     }
     net::HttpRequest req;

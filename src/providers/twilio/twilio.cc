@@ -25,8 +25,7 @@ class TwilioProvider final : public Provider {
     for (size_t i = 0; i < batch.size(); ++i) {
       const Message& m = batch[i];
       std::vector<std::pair<std::string, std::string>> form = {
-          {"To", m.address},
-          {"Body", m.title.empty() ? m.body : m.title + "\n" + m.body}};
+          {"To", m.address}, {"Body", m.title.empty() ? m.body : m.title + "\n" + m.body}};
       if (!service_.empty()) {
         form.emplace_back("MessagingServiceSid", service_);
       } else {
@@ -44,9 +43,8 @@ class TwilioProvider final : public Provider {
       req.headers = {{"authorization", auth_},
                      {"content-type", "application/x-www-form-urlencoded"}};
       req.body = FormEncode(form);
-      client_->Send(std::move(req), [collector, i](net::HttpResponse resp) {
-        collector->Set(i, Map(resp));
-      });
+      client_->Send(std::move(req),
+                    [collector, i](net::HttpResponse resp) { collector->Set(i, Map(resp)); });
     }
   }
 
@@ -102,10 +100,9 @@ Result<std::unique_ptr<Provider>> MakeTwilio(const Json& config, net::HttpClient
   std::string from = service.empty() ? reader.Required("from") : reader.Optional("from");
   std::string callback = reader.Optional("status_callback");
   if (reader.error()) return *reader.error();
-  return std::unique_ptr<Provider>(new TwilioProvider(std::move(t), std::move(sid),
-                                                      std::move(token), std::move(from),
-                                                      std::move(service), std::move(callback),
-                                                      client));
+  return std::unique_ptr<Provider>(
+      new TwilioProvider(std::move(t), std::move(sid), std::move(token), std::move(from),
+                         std::move(service), std::move(callback), client));
 }
 
 }  // namespace herald::providers

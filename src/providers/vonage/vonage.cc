@@ -23,8 +23,8 @@ class VonageProvider final : public Provider {
     auto collector = BatchCollector::Make(batch.size(), std::move(done));
     for (size_t i = 0; i < batch.size(); ++i) {
       const Message& m = batch[i];
-      const std::string to = !m.address.empty() && m.address[0] == '+' ? m.address.substr(1)
-                                                                       : m.address;
+      const std::string to =
+          !m.address.empty() && m.address[0] == '+' ? m.address.substr(1) : m.address;
       std::vector<std::pair<std::string, std::string>> form = {
           {"api_key", key_},
           {"api_secret", secret_},
@@ -40,9 +40,8 @@ class VonageProvider final : public Provider {
       transport_.Apply(req);
       req.headers = {{"content-type", "application/x-www-form-urlencoded"}};
       req.body = FormEncode(form);
-      client_->Send(std::move(req), [collector, i](net::HttpResponse resp) {
-        collector->Set(i, Map(resp));
-      });
+      client_->Send(std::move(req),
+                    [collector, i](net::HttpResponse resp) { collector->Set(i, Map(resp)); });
     }
   }
 
