@@ -5,6 +5,10 @@
 // ratio (target: the client reaches at least 0.6 of h2load's rate).
 //
 //   build/bench_push [--n=50000] [--c=2] [--m=100] [--sim-threads=1] [--sim=http://HOST:PORT]
+//                    [--engine=native|curl]
+//
+// --engine=curl serves HTTP/2 with libcurl instead of Herald's own client
+// (HttpClientOptions::native_http2 = false), for before/after comparisons in one session.
 //
 // Without --sim the simulator runs in this process (port 0); with it, a running `herald sim`
 // (which trusts the demo APNs key by default) is used.
@@ -214,7 +218,9 @@ int Main(int argc, char** argv) {
     }
     base = "http://127.0.0.1:" + std::to_string(simulator->port());
   }
+  const std::string engine = hb::Flag(argc, argv, "engine", "native");
   net::HttpClientOptions co;
+  co.native_http2 = engine != "curl";
   co.max_connections_per_host = c;
   co.max_concurrent_streams = m;
   auto client = net::MakeHttpClient(co);
@@ -222,11 +228,13 @@ int Main(int argc, char** argv) {
       MakeFromConfig(providers::SimProviderConfigs(Channel::kIos, base, "")[0], client.get());
   auto fcm =
       MakeFromConfig(providers::SimProviderConfigs(Channel::kAndroid, base, "")[0], client.get());
-  std::printf("push bench: n=%d, %d connections x %d streams, simulator %s (%s), %ld CPUs\n", n, c,
-              m, base.c_str(),
-              simulator ? ("in-process, " + std::to_string(sim_threads) + " IO thread(s)").c_str()
-                        : "external",
-              sysconf(_SC_NPROCESSORS_ONLN));
+  std::printf(
+      "push bench: n=%d, %d connections x %d streams, %s HTTP/2 client, simulator %s (%s), %ld "
+      "CPUs\n",
+      n, c, m, co.native_http2 ? "native" : "libcurl", base.c_str(),
+      simulator ? ("in-process, " + std::to_string(sim_threads) + " IO thread(s)").c_str()
+                : "external",
+      sysconf(_SC_NPROCESSORS_ONLN));
 
   const auto dir = hb::TempDir("herald-bench-push");
   const std::string apns_body = (dir / "apns.json").string();

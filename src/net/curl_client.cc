@@ -1,4 +1,4 @@
-// MakeHttpClient: libcurl's multi interface driven by one Boost.Asio event loop thread
+// CurlClient: libcurl's multi interface driven by its owner's Boost.Asio event loop
 // (CurlEventDriver turns socket readiness and curl's timer into curl_multi_socket_action; this
 // file decides what goes into curl and completes what comes out). Submissions from other
 // threads go through one mutex-protected vector that the loop drains in batches; easy handles
@@ -19,11 +19,10 @@
 // open-socket callback refuses any new socket); when curl wanted a new connection for it, it runs
 // again as the origin's single kOpener (prior knowledge + CURLOPT_FRESH_CONNECT, so it never
 // reuses), and the origin's queue holds still until the opener's connection is up.
-#include <pthread.h>
+#include "net/curl_client.h"
 
 #include <algorithm>
 #include <atomic>
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -31,7 +30,6 @@
 #include <deque>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <variant>
@@ -103,24 +101,22 @@ Completion Expire(std::variant<HttpJob, MailJob> job) {
   return std::visit([](auto& j) { return Expire(std::move(j)); }, job);
 }
 
-class CurlHttpClient final : public HttpClient {
+class CurlHttpClient final : public internal::CurlClient {
  public:
-  explicit CurlHttpClient(const HttpClientOptions& options);
+  CurlHttpClient(const HttpClientOptions& options, asio::io_context& io);
   ~CurlHttpClient() override;
 
   bool ok() const { return multi_ != nullptr; }
 
-  using HttpClient::Send;
-  using HttpClient::SendMail;
-  void Send(HttpRequest request, std::function<void(HttpResponse)> done) override;
-  void SendMail(SmtpMessage message, std::function<void(SmtpResult)> done) override;
+  void Submit(HttpJob job) override { SubmitJob(std::move(job)); }
+  void Submit(MailJob job) override { SubmitJob(std::move(job)); }
+  void Shutdown() override;
   size_t in_flight() const override { return in_flight_.load(std::memory_order_relaxed); }
 
  private:
   using Job = std::variant<HttpJob, MailJob>;
 
-  void Submit(Job job);
-  void RunLoop();
+  void SubmitJob(Job job);
   void Drain();
   void Admit(Job job);
   void AdmitHttp(HttpJob job);
@@ -136,7 +132,6 @@ class CurlHttpClient final : public HttpClient {
   void Complete(Completion completion);
   void Sweep();
   void ArmSweep();
-  void Shutdown();
 
   std::unique_ptr<Transfer> TakeTransfer();
   std::unique_ptr<Transfer> DetachActive(Transfer* transfer);
@@ -148,8 +143,7 @@ class CurlHttpClient final : public HttpClient {
   const size_t max_per_origin_;
   internal::TransferDefaults defaults_;
   bool h2c_workaround_ = false;
-  asio::io_context io_{1};
-  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  asio::io_context& io_;
   asio::steady_timer sweep_timer_;
   CURLM* multi_ = nullptr;
   std::unique_ptr<internal::CurlEventDriver> driver_;
@@ -170,17 +164,15 @@ class CurlHttpClient final : public HttpClient {
   bool drain_posted_ = false;
   bool accepting_ = true;
   std::atomic<size_t> in_flight_{0};
-
-  std::thread thread_;
 };
 
-CurlHttpClient::CurlHttpClient(const HttpClientOptions& options)
+CurlHttpClient::CurlHttpClient(const HttpClientOptions& options, asio::io_context& io)
     : options_(options),
       max_active_(static_cast<size_t>(std::max(1, options.max_active_transfers))),
       max_per_origin_(static_cast<size_t>(
           std::max(1, options.max_connections_per_host) *
           std::clamp(options.max_concurrent_streams, 1, kAssumedServerStreams))),
-      work_(asio::make_work_guard(io_)),
+      io_(io),
       sweep_timer_(io_) {
   static std::once_flag global_init;
   std::call_once(global_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
@@ -210,41 +202,18 @@ CurlHttpClient::CurlHttpClient(const HttpClientOptions& options)
   h2c_workaround_ = curl_version_info(CURLVERSION_NOW)->version_num < 0x075900;  // fixed in 7.89
   submitted_.reserve(256);
   draining_.reserve(256);
-  thread_ = std::thread([this] { RunLoop(); });
-  pthread_setname_np(thread_.native_handle(), "herald-net");
 }
 
 CurlHttpClient::~CurlHttpClient() {
-  if (thread_.joinable()) {
-    asio::post(io_, [this] { Shutdown(); });
-    work_.reset();
-    thread_.join();
-  }
   active_.clear();
   pool_.clear();
-  if (multi_ != nullptr) curl_multi_cleanup(multi_);
-}
-
-void CurlHttpClient::RunLoop() {
-  for (;;) {
-    try {
-      io_.run();
-      return;
-    } catch (...) {
-      // Nothing on the loop is meant to throw; keep serving rather than lose the requests.
-    }
+  if (multi_ != nullptr) {
+    curl_multi_cleanup(multi_);
+    driver_->Stop();
   }
 }
 
-void CurlHttpClient::Send(HttpRequest request, std::function<void(HttpResponse)> done) {
-  Submit(HttpJob{std::move(request), std::move(done), Clock::now()});
-}
-
-void CurlHttpClient::SendMail(SmtpMessage message, std::function<void(SmtpResult)> done) {
-  Submit(MailJob{std::move(message), std::move(done), Clock::now()});
-}
-
-void CurlHttpClient::Submit(Job job) {
+void CurlHttpClient::SubmitJob(Job job) {
   in_flight_.fetch_add(1, std::memory_order_relaxed);
   std::unique_lock lock(mu_);
   if (!accepting_) {
@@ -486,6 +455,7 @@ void CurlHttpClient::Sweep() {
 }
 
 void CurlHttpClient::Shutdown() {
+  if (multi_ == nullptr) return;
   // Requests inside curl first; their callbacks may still submit, which the loop below catches.
   while (!active_.empty()) {
     std::unique_ptr<Transfer> transfer = std::move(active_.back());
@@ -560,10 +530,14 @@ void CurlHttpClient::OnOpenerConnected(void* self_ptr, Transfer* transfer) {
 
 }  // namespace
 
-std::unique_ptr<HttpClient> MakeHttpClient(HttpClientOptions options) {
-  auto client = std::make_unique<CurlHttpClient>(options);
+namespace internal {
+
+std::unique_ptr<CurlClient> CurlClient::Make(const HttpClientOptions& options,
+                                             asio::io_context& io) {
+  auto client = std::make_unique<CurlHttpClient>(options, io);
   if (!client->ok()) return nullptr;
   return client;
 }
 
+}  // namespace internal
 }  // namespace herald::net

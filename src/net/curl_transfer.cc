@@ -59,41 +59,6 @@ std::string ErrorText(CURLcode code, const char* buffer, const char* override_te
 
 }  // namespace
 
-void Completion::Run() {
-  try {
-    if (http_done) {
-      auto done = std::move(http_done);
-      done(std::move(http));
-    } else if (mail_done) {
-      auto done = std::move(mail_done);
-      done(std::move(mail));
-    }
-  } catch (...) {
-    // A callback's exception must not cross into the event loop; there is nobody to tell.
-  }
-}
-
-Completion FailedCompletion(HttpJob job, int curl_code, std::string error, bool timed_out) {
-  Completion c;
-  c.http_done = std::move(job.done);
-  c.http.curl_code = curl_code;
-  c.http.error = std::move(error);
-  c.http.timed_out = timed_out;
-  c.http.total_ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - job.submitted)
-          .count();
-  return c;
-}
-
-Completion FailedCompletion(MailJob job, int curl_code, std::string error, bool timed_out) {
-  Completion c;
-  c.mail_done = std::move(job.done);
-  c.mail.curl_code = curl_code;
-  c.mail.error = std::move(error);
-  c.mail.timed_out = timed_out;
-  return c;
-}
-
 Transfer::Transfer(const TransferDefaults* defaults)
     : defaults_(defaults), easy_(curl_easy_init()) {}
 

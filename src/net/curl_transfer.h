@@ -16,38 +16,9 @@
 #include <utility>
 
 #include "net/http_client.h"
+#include "net/job.h"
 
 namespace herald::net::internal {
-
-using SteadyTime = std::chrono::steady_clock::time_point;
-
-struct HttpJob {
-  HttpRequest request;
-  std::function<void(HttpResponse)> done;
-  SteadyTime submitted;
-};
-
-struct MailJob {
-  SmtpMessage message;
-  std::function<void(SmtpResult)> done;
-  SteadyTime submitted;
-};
-
-// A finished request: the caller's callback and what it gets. Run() calls it at most once and
-// never lets an exception out (a callback must not take down the event loop).
-struct Completion {
-  std::function<void(HttpResponse)> http_done;
-  HttpResponse http;
-  std::function<void(SmtpResult)> mail_done;
-  SmtpResult mail;
-
-  void Run();
-};
-
-// Completes a request that never reached curl (client shut down, expired while queued, curl
-// refused the handle).
-Completion FailedCompletion(HttpJob job, int curl_code, std::string error, bool timed_out);
-Completion FailedCompletion(MailJob job, int curl_code, std::string error, bool timed_out);
 
 class Transfer;
 struct OriginState;  // the client's per-origin bookkeeping (curl_client.cc)

@@ -1,7 +1,7 @@
 // Herald's outbound client: HTTP/1.1 and HTTP/2 (multiplexed, connection reuse) and SMTP
-// submission, on libcurl's multi interface driven by one Asio event loop thread
-// (curl_multi_socket_action): no thread per request, thousands of requests in flight.
-// This header is curl- and Asio-free.
+// submission on one Asio event loop thread: no thread per request, thousands of requests in
+// flight. HTTP/2 origins go to Herald's own client on libnghttp2 (h2_client.h), HTTP/1.1 and
+// SMTP to libcurl's multi interface (curl_client.h). This header is curl- and Asio-free.
 //
 // Thread-safety: Send/SendMail may be called from any thread. Completion callbacks run on the
 // client's event-loop thread: they must be quick and must not block (hand work elsewhere).
@@ -30,9 +30,8 @@ struct HttpRequest {
   Headers headers;
   std::string body;
   int timeout_ms = 10'000;  // whole request, connect included
-  // http:// URLs: speak HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1 (libcurl 7.88's
-  // bug with prior knowledge on reused connections is worked around inside the client). https://
-  // URLs always offer h2 via ALPN and fall back to HTTP/1.1.
+  // http:// URLs: speak HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1. https:// URLs
+  // always offer h2 via ALPN; a server that does not select it is spoken to in HTTP/1.1.
   bool h2c = false;
   bool verify_tls = true;  // off only for tests against self-signed loopback peers
   std::string ca_file;     // extra trust anchor (PEM), e.g. the simulator's certificate
@@ -42,8 +41,12 @@ struct HttpResponse {
   int status = 0;   // 0 when no response arrived
   Headers headers;  // names lower-cased
   std::string body;
-  int curl_code = 0;  // CURLcode; 0 = a response arrived
-  std::string error;  // curl's message when curl_code != 0
+  // A CURLcode number, 0 = a response arrived. The HTTP/2 client reports the same numbers:
+  // 6 unresolved host, 7 connect failed, 16 HTTP/2 framing error, 28 timed out, 35 TLS
+  // handshake failed, 42 client shut down, 55 send failed, 56 connection lost, 60 certificate
+  // refused, 92 stream reset by the server.
+  int curl_code = 0;
+  std::string error;  // what went wrong when curl_code != 0
   bool timed_out = false;
   bool sent = false;     // the request was (at least partly) written: a retry may duplicate
   int http_version = 0;  // 11 or 2
@@ -87,6 +90,12 @@ struct HttpClientOptions {
   // than ~100 streams per connection, and libcurl 7.88 slows down with every extra transfer it
   // holds on a connection. Either way a waiting request's timeout_ms keeps counting; one that
   // expires while queued completes with timed_out == true and sent == false.
+
+  // HTTP/2 origins (h2c requests and https://) are served by Herald's own HTTP/2 client on
+  // libnghttp2 (connections per origin: max_connections_per_host, streams on each:
+  // min(server's limit, max_concurrent_streams)); an https server that does not select h2 by
+  // ALPN is served by libcurl from then on. false: libcurl serves every request.
+  bool native_http2 = true;
 };
 
 class HttpClient {
