@@ -224,8 +224,17 @@ int Main(int argc, char** argv) {
     }
     return sum;
   };
+  auto next_report = Clock::now() + std::chrono::seconds(1);
   while (terminal() < expected && bench::Seconds(send_start) < 900) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (Clock::now() >= next_report) {  // progress, once a second
+      next_report += std::chrono::seconds(1);
+      std::printf("  %5.1f s: %lld of %lld terminal; queued %zu, in flight %zu (limit %zu)\n",
+                  bench::Seconds(send_start), static_cast<long long>(terminal()),
+                  static_cast<long long>(expected), queue->queued(), dispatcher.in_flight(),
+                  dispatcher.in_flight_limit());
+      std::fflush(stdout);
+    }
   }
   const double elapsed = bench::Seconds(send_start);
   dispatcher.Stop(std::chrono::seconds(5));

@@ -26,7 +26,7 @@ struct ConcurrencyLimitOptions {
   size_t max = 4096;
   size_t window = 64;      // samples per adjustment
   double tolerance = 1.5;  // latency up to tolerance × floor (+ slack) counts as unqueued
-  double slack_ms = 1.0;   // absolute allowance, so loopback jitter is not taken for queueing
+  double slack_ms = 2.0;   // absolute allowance, so loopback jitter is not taken for queueing
   // The floors rise by this factor per second and are learnt again from the fastest sends, so a
   // provider that became slower for good is not taken for a queue forever.
   double floor_drift_per_s = 1.1;

@@ -13,7 +13,9 @@
 namespace herald {
 namespace {
 
-constexpr size_t kFlushAt = 32;  // recorded changes that trigger a write at once
+constexpr size_t kFlushAt = 16;  // recorded changes that trigger a write at once
+// Recorded changes handed to the store and not yet committed, above which no work is taken.
+constexpr size_t kMaxUnrecorded = 64;
 
 // Events never hold PII (DESIGN §4.5), but providers echo addresses in their answers (an SMTP
 // server's "550 5.1.1 <ann@example.com>: user unknown"). A reason keeps the provider's codes and
@@ -118,13 +120,19 @@ void Dispatcher::Run() {
       continue;
     }
     const size_t room = limit - in_flight_.load();
+    // Outcomes the store has not committed yet are what a crash would send twice: take no more
+    // work while too many of them wait for the writer.
+    if (unrecorded_.load() >= kMaxUnrecorded) {
+      FlushUpdates();
+      std::unique_lock lock(idle_mu_);
+      idle_cv_.wait_for(lock, std::chrono::milliseconds(5),
+                        [this] { return unrecorded_.load() < kMaxUnrecorded; });
+      continue;
+    }
     std::vector<DeliveryJob> jobs =
         queue_->Take(std::min(options_.batch, room), std::chrono::milliseconds(20));
     if (!jobs.empty()) Dispatch(jobs);
     FlushUpdates();
-    // Take no more work until what was recorded so far is durable: sends the store does not
-    // know of yet are the ones a crash would send twice, and this keeps them to about one batch.
-    if (!jobs.empty()) (void)store_->Flush();
   }
 }
 
@@ -267,7 +275,13 @@ void Dispatcher::FlushUpdates() {
   // delivery's "sent" can never be written before its "dispatched".
   std::lock_guard lock(updates_mu_);
   if (updates_.empty()) return;
-  store_->RecordDeliveryUpdates(std::move(updates_));
+  const size_t n = updates_.size();
+  unrecorded_ += n;
+  store_->RecordDeliveryUpdates(std::move(updates_), [this, n] {
+    std::lock_guard idle(idle_mu_);
+    unrecorded_ -= n;
+    idle_cv_.notify_all();
+  });
   updates_.clear();
 }
 

@@ -31,12 +31,12 @@ namespace herald {
 
 struct DispatcherOptions {
   size_t batch = 256;  // jobs taken and loaded at once
-  int workers = 2;     // threads taking from the queue
+  int workers = 4;     // threads taking from the queue (they block on the store)
   providers::RetryOptions retry;
   // Provider sends outstanding at once, over all tenants: the adaptive limit (see
   // concurrency_limit.h) moves between min_in_flight and max_in_flight.
   size_t max_in_flight = 4096;
-  size_t min_in_flight = 8;
+  size_t min_in_flight = 32;
   // Fairness: one tenant may hold at most this share of the in-flight limit, so that another
   // tenant's deliveries still move while one tenant's flood fills the queue (0 = no cap).
   double tenant_share = 0.75;
@@ -86,6 +86,7 @@ class Dispatcher {
 
   std::atomic<bool> stopping_{false};
   std::atomic<size_t> in_flight_{0};
+  std::atomic<size_t> unrecorded_{0};  // changes handed to the store, not yet committed
   std::mutex idle_mu_;
   std::condition_variable idle_cv_;
   std::vector<std::thread> workers_;

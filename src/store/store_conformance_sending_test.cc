@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <future>
 #include <map>
 #include <set>
 #include <string>
@@ -84,7 +85,7 @@ TEST_P(StoreConformanceTest, FanOutReachesEachDeviceOnceAcrossGroupsAndNamedUser
   Tenant t = NewTenant();
   for (int i = 0; i < 25; ++i) {
     std::vector<std::string> groups = {"a"};
-    if (i % 2 == 0) groups.push_back("b");
+    if (i % 2 == 0) groups.emplace_back("b");
     Put(MakeUser(t.id, "u" + std::to_string(i),
                  {Dev(Channel::kIos, Token(i)),
                   Dev(Channel::kEmail, "u" + std::to_string(i) + "@example.com")},
@@ -229,6 +230,26 @@ TEST_P(StoreConformanceTest, UpdatesMoveStatusesAppendEventsAndCompleteTheNotifi
   Result<std::vector<DeliveryJob>> unfinished = store().ListUnfinishedDeliveries(0, 100);
   ASSERT_OK(unfinished);
   EXPECT_TRUE(unfinished->empty());
+}
+
+TEST_P(StoreConformanceTest, RecordedUpdatesSayWhenTheyAreDurable) {
+  Tenant t = NewTenant();
+  Put(MakeUser(t.id, "d", {Dev(Channel::kIos, Token(1))}, {"g"}));
+  Notification n = CreateN(store(), t, {"g"});
+  std::vector<DeliveryJob> jobs = FanOutAll(store(), n.id, 100);
+  ASSERT_EQ(jobs.size(), 1u);
+  std::promise<void> durable;
+  store().RecordDeliveryUpdates(
+      {{jobs[0].delivery, DeliveryStatus::kSent, NowMillis(), "apns", 1, "", "x", false}},
+      [&] { durable.set_value(); });
+  ASSERT_EQ(durable.get_future().wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  // No Flush: what was announced durable is there for every reader.
+  Result<Notification> got = store().GetNotification(t.id, n.id);
+  ASSERT_OK(got);
+  EXPECT_EQ(Count(*got, DeliveryStatus::kSent), 1);
+  std::promise<void> empty;
+  store().RecordDeliveryUpdates({}, [&] { empty.set_value(); });  // nothing to write: at once
+  EXPECT_EQ(empty.get_future().wait_for(std::chrono::seconds(1)), std::future_status::ready);
 }
 
 TEST_P(StoreConformanceTest, CancelStopsQueuedDeliveriesAndTheFanOut) {

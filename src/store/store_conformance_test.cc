@@ -275,6 +275,7 @@ TEST_P(StoreConformanceTest, ConcurrentWritersAllCommit) {
   constexpr int kPerThread = 60;
   std::atomic<int> failures{0};
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int th = 0; th < kThreads; ++th) {
     threads.emplace_back([&, th] {
       for (int i = 0; i < kPerThread; ++i) {

@@ -130,15 +130,23 @@ Result<std::vector<DispatchTarget>> SqliteStore::LoadDispatchTargets(
   });
 }
 
-void SqliteStore::RecordDeliveryUpdates(std::vector<DeliveryUpdate> updates) {
-  if (updates.empty()) return;
-  writer_->Post([this, updates = std::move(updates)](Connection& c) -> Status {
-    for (const DeliveryUpdate& u : updates) {
-      Result<bool> r = ApplyDeliveryUpdate(c, event_seq_, u);
-      if (!r.ok()) return r.take_error();
-    }
-    return Status::Ok();
-  });
+void SqliteStore::RecordDeliveryUpdates(std::vector<DeliveryUpdate> updates,
+                                        std::function<void()> durable) {
+  if (updates.empty()) {
+    if (durable) durable();
+    return;
+  }
+  std::function<void(const Status&)> done;
+  if (durable) done = [durable = std::move(durable)](const Status&) { durable(); };
+  writer_->Post(
+      [this, updates = std::move(updates)](Connection& c) -> Status {
+        for (const DeliveryUpdate& u : updates) {
+          Result<bool> r = ApplyDeliveryUpdate(c, event_seq_, u);
+          if (!r.ok()) return r.take_error();
+        }
+        return Status::Ok();
+      },
+      std::move(done));
 }
 
 Result<Page<Delivery>> SqliteStore::ListDeliveries(std::string_view tenant_id,

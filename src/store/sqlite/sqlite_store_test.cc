@@ -353,6 +353,7 @@ TEST_F(SqliteStoreTest, PutUsersThroughput) {
     std::atomic<int> failed{0};
     auto start = std::chrono::steady_clock::now();
     std::vector<std::thread> threads;
+    threads.reserve(callers);
     for (int c = 0; c < callers; ++c) {
       threads.emplace_back([&] {
         for (size_t b = next++; b < batches.size(); b = next++) {

@@ -54,16 +54,18 @@ Status Writer::Run(Op op) {
   return std::move(completion.result);
 }
 
-void Writer::Post(Op op) {
+void Writer::Post(Op op, std::function<void(const Status&)> done) {
   {
     std::lock_guard lock(mu_);
-    if (stopping_) {
-      ++failed_posts_;
+    if (!stopping_) {
+      queue_.push_back(Item{std::move(op), nullptr, std::move(done)});
+      cv_.notify_one();
       return;
     }
-    queue_.push_back(Item{std::move(op), nullptr});
+    ++failed_posts_;
   }
-  cv_.notify_one();
+  if (done)
+    done(MakeError(ErrorKind::kUnavailable, "storage_unavailable", "The store is closing."));
 }
 
 Status Writer::Flush() {
@@ -162,6 +164,12 @@ void Writer::RunBatch(std::vector<Item>& batch) {
     failed_posts_ += failed_posts;
   }
   for (size_t i = 0; i < batch.size(); ++i) {
+    if (batch[i].done) {
+      try {
+        batch[i].done(results[i]);
+      } catch (...) {  // a notification must not take the writer down
+      }
+    }
     Completion* c = batch[i].completion;
     if (c == nullptr) continue;
     std::lock_guard lock(c->mu);

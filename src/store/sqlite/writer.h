@@ -42,7 +42,9 @@ class Writer {
   // kUnavailable "storage_unavailable" when the batch could not commit).
   Status Run(Op op);
   // Enqueues `op` without waiting; it is written with the next batch. Failures are counted.
-  void Post(Op op);
+  // `done` (may be empty) is called on the writer thread once the batch holding `op` committed
+  // or failed, with the op's outcome; it must be quick and must not call the Writer.
+  void Post(Op op, std::function<void(const Status&)> done = {});
   // Blocks until everything enqueued before the call is committed.
   Status Flush();
 
@@ -60,7 +62,8 @@ class Writer {
   };
   struct Item {
     Op op;
-    Completion* completion = nullptr;  // null for Post
+    Completion* completion = nullptr;         // null for Post
+    std::function<void(const Status&)> done;  // Post's optional notification
   };
 
   void Loop();

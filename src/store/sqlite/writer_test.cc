@@ -71,6 +71,7 @@ TEST_F(WriterTest, WritesQueuedWhileBusyShareOneBatchAndAFailureRollsBackAlone) 
   while (!blocking) std::this_thread::yield();
 
   std::vector<std::thread> others;
+  others.reserve(5);
   std::vector<Status> results(5);
   for (int i = 0; i < 5; ++i) {
     others.emplace_back([&, i] {
@@ -124,6 +125,21 @@ TEST_F(WriterTest, FailedPostIsCounted) {
   ASSERT_TRUE(writer_->Flush().ok());
   EXPECT_EQ(writer_->failed_posts(), 1u);
   EXPECT_EQ(Values(), std::vector<int64_t>{1});
+}
+
+TEST_F(WriterTest, PostTellsWhenItsBatchCommittedAndHowTheOpEnded) {
+  std::promise<Status> first;
+  std::promise<Status> second;
+  writer_->Post(Insert(5), [&](const Status& s) {
+    // Called after the commit: a reader sees the row already.
+    EXPECT_EQ(Values(), std::vector<int64_t>{5});
+    first.set_value(s);
+  });
+  writer_->Post(Insert(5), [&](const Status& s) { second.set_value(s); });
+  EXPECT_TRUE(first.get_future().get().ok());
+  Status dup = second.get_future().get();
+  ASSERT_FALSE(dup.ok());
+  EXPECT_EQ(dup.error().kind, ErrorKind::kConflict);
 }
 
 TEST_F(WriterTest, DestructionWritesWhatIsQueued) {
