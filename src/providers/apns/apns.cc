@@ -3,6 +3,7 @@
 // than 60), and at once when APNs answers ExpiredProviderToken.
 #include <mutex>
 
+#include "observe/log.h"
 #include "providers/jwt.h"
 #include "providers/provider_util.h"
 
@@ -53,7 +54,7 @@ class ApnsProvider final : public Provider {
     return token_;
   }
 
-  void SendOne(Message m, std::shared_ptr<BatchCollector> collector, size_t index,
+  void SendOne(Message m, const std::shared_ptr<BatchCollector>& collector, size_t index,
                bool after_refresh) {
     auto token = Token();
     if (!token.ok()) {
@@ -73,14 +74,25 @@ class ApnsProvider final : public Provider {
                    {"apns-priority", m.priority >= 10 ? "10" : "5"},
                    {"apns-expiration", std::to_string(std::max<UnixMillis>(m.deadline, 0) / 1000)},
                    {"content-type", "application/json"}};
-    Json alert{{"body", m.body}};
-    if (!m.title.empty()) alert["title"] = m.title;
-    req.body = Json{{"aps", {{"alert", alert}}}, {"delivery_id", m.delivery_id}}.dump();
+    // Built as text: one push per delivery makes a JSON DOM per message a hot-path cost.
+    std::string& body = req.body;
+    body.reserve(64 + m.title.size() + m.body.size() + m.delivery_id.size());
+    body = R"({"aps":{"alert":{)";
+    if (!m.title.empty()) {
+      body += R"("title":)";
+      body += observe::JsonQuote(m.title);
+      body += ',';
+    }
+    body += R"("body":)";
+    body += observe::JsonQuote(m.body);
+    body += R"(}},"delivery_id":)";
+    body += observe::JsonQuote(m.delivery_id);
+    body += '}';
     const std::string used_token = *token;
     client_->Send(std::move(req), [this, m = std::move(m), collector, index, after_refresh,
-                                   used_token, apns_id](net::HttpResponse resp) mutable {
+                                   used_token, apns_id](const net::HttpResponse& resp) mutable {
       if (resp.status == 0) return collector->Set(index, TransportFailure("apns", resp));
-      const Json body = Json::parse(resp.body, nullptr, false);
+      const Json body = resp.body.empty() ? Json() : Json::parse(resp.body, nullptr, false);
       const std::string reason =
           body.is_object() && body.contains("reason") && body["reason"].is_string()
               ? body["reason"].get<std::string>()
