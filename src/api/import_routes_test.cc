@@ -52,6 +52,33 @@ TEST_F(ImportRoutes, ImportsGoodLinesAndReportsRefusedOnesByNumber) {
   EXPECT_EQ(Call("GET", "/v1/users/x", {}, key_).status, 404);
 }
 
+TEST_F(ImportRoutes, LaterLinesWinAcrossBatchesAndErrorsComeInLineOrder) {
+  // Batches of 64 are parsed and written concurrently; a batch that names users of one in
+  // flight must still be written after it.
+  std::string body;
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < 200; ++i) {
+      body += Json{{"external_id", "u" + std::to_string(i)},
+                   {"name", round == 0 ? "first" : "second"},
+                   {"opt_in", round == 0}}
+                  .dump() +
+              "\n";
+      if (i % 50 == 7) body += "{bad\n";
+    }
+  }
+  auto j = Body(Call("POST", "/v1/users:import", body, key_));
+  EXPECT_EQ(j["created"], 200);
+  EXPECT_EQ(j["replaced"], 200);
+  ASSERT_EQ(j["errors"].size(), 8u);
+  for (size_t i = 1; i < 8; ++i) EXPECT_LT(j["errors"][i - 1]["line"], j["errors"][i]["line"]);
+  for (int i : {0, 63, 64, 199}) {
+    auto u = Body(Call("GET", "/v1/users/u" + std::to_string(i), {}, key_));
+    EXPECT_EQ(u["name"], "second") << i;
+    EXPECT_EQ(u["opt_in"], false) << i;
+    EXPECT_EQ(u["version"], 2) << i;
+  }
+}
+
 TEST_F(ImportRoutes, ImportNeedsTheWriteScope) {
   const std::string reader = NewKey(tenant_, {"users:read"});
   auto r = Call("POST", "/v1/users:import", R"({"external_id":"a","opt_in":true})", reader);

@@ -22,6 +22,10 @@ struct UserDefaults {
 // default_consent_days. consent_until must be in the future.
 Result<User> ReadUser(const Json& doc, const UserDefaults& defaults, bool allow_external_id);
 
+// One line of an NDJSON import: the same as ReadUser(ParseJson(line), defaults, true), with
+// the same errors, but lines of the usual shape are read without building a JSON document.
+Result<User> ReadUserLine(std::string_view line, const UserDefaults& defaults);
+
 // The stored user as the API shows it.
 Json UserJson(const User& user);
 Json DeviceJson(const Device& device);
