@@ -32,6 +32,7 @@ pid_t Spawn(const std::vector<std::string>& args) {
     std::freopen("/dev/null", "w", stderr);
     std::freopen("/dev/null", "w", stdout);
     std::vector<char*> argv;
+    argv.reserve(args.size() + 1);
     for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     execv(argv[0], argv.data());

@@ -119,6 +119,7 @@ TEST(H2SessionTest, ResetsOfAnsweredStreamsNeverEndTheConnection) {
     Peer peer;
     for (int round = 0; round < 30; ++round) {
       std::vector<int32_t> ids;
+      ids.reserve(100);
       for (int i = 0; i < 100; ++i) ids.push_back(peer.Get("/3/device/x"));
       ASSERT_TRUE(server.Exchange(peer));  // requests out, answers back
       for (int32_t id : ids) peer.Reset(id, code);

@@ -48,6 +48,7 @@ TEST(MessageRecordTest, KeepsTheNewestWithinItsBoundButCountsAll) {
 TEST(MessageRecordTest, ConcurrentAcceptsAreAllCounted) {
   MessageRecord record(1000);
   std::vector<std::thread> threads;
+  threads.reserve(4);
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&record, t] {
       for (int i = 0; i < 5000; ++i) {

@@ -44,8 +44,8 @@ class ApiSession : public ::testing::Test {
     std::filesystem::remove_all(dir_, ec);
   }
 
-  static http::Request MakeRequest(std::string method, std::string target, std::string body,
-                                   std::string token) {
+  static http::Request MakeRequest(std::string method, const std::string& target, std::string body,
+                                   const std::string& token) {
     http::Request r;
     r.method = std::move(method);
     r.target = target;
@@ -72,9 +72,9 @@ class ApiSession : public ::testing::Test {
   }
 
   // One request through the handler, recorded like the server would.
-  http::Response Call(std::string method, std::string target, std::string body = {},
-                      std::string token = {}) {
-    auto req = MakeRequest(std::move(method), std::move(target), std::move(body), std::move(token));
+  http::Response Call(std::string method, const std::string& target, std::string body = {},
+                      const std::string& token = {}) {
+    auto req = MakeRequest(std::move(method), target, std::move(body), token);
     const auto plan = handler_->PlanBody(req);
     http::Response resp;
     if (plan.stream) {

@@ -80,11 +80,16 @@ Status CheckFields(const Json& obj, std::initializer_list<std::string_view> allo
     bool known = false;
     for (auto a : allowed) known = known || a == key;
     if (!known) {
-      std::string list;
-      for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
       const std::string path = std::string(prefix) + key;
-      return Invalid("unknown_field",
-                     "Unknown field \"" + path + "\"; the allowed fields are: " + list + ".", path);
+      std::string message = "Unknown field \"" + path + "\"; the allowed fields are: ";
+      bool first = true;
+      for (auto a : allowed) {
+        if (!first) message += ", ";
+        message += a;
+        first = false;
+      }
+      message += '.';
+      return Invalid("unknown_field", std::move(message), path);
     }
   }
   return Status::Ok();

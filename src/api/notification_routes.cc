@@ -32,15 +32,17 @@ Status CheckGroupsExist(Store* store, const std::string& tenant_id, const Json& 
                         const Notification& n) {
   auto missing = store->MissingGroups(tenant_id, n.to_groups);
   if (!missing.ok()) return missing.take_error();
-  for (const std::string& key : *missing) {
-    const std::string path = GroupPath(doc, key);
-    return Invalid("group_not_found",
-                   path + " names the group \"" + key +
-                       "\", which does not exist; create it with PUT /v1/groups/{group_key} or "
-                       "fix the key.",
-                   path);
-  }
-  return Status::Ok();
+  if (missing->empty()) return Status::Ok();
+  // Name the first missing group.
+  const std::string& key = missing->front();
+  std::string path = GroupPath(doc, key);
+  std::string message = path;
+  message += " names the group \"";
+  message += key;
+  message +=
+      "\", which does not exist; create it with PUT /v1/groups/{group_key} or "
+      "fix the key.";
+  return Invalid("group_not_found", std::move(message), std::move(path));
 }
 
 http::Response Accepted(const Notification& n, bool replayed) {

@@ -144,7 +144,10 @@ std::string VonageSignature(std::string_view secret, const FormFields& params) {
     if (name == "sig") continue;
     std::replace(value.begin(), value.end(), '&', '_');
     std::replace(value.begin(), value.end(), '=', '_');
-    message += "&" + name + "=" + value;
+    message += '&';
+    message += name;
+    message += '=';
+    message += value;
   }
   const std::string mac = Hmac(EVP_sha256(), secret, message);
   return crypto::ToHex(reinterpret_cast<const uint8_t*>(mac.data()), mac.size());

@@ -50,7 +50,7 @@ std::string LoadOrCreateSecret(const char* env, const fs::path& file,
     while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
     if (!s.empty()) return s;
   }
-  const std::string secret = make();
+  std::string secret = make();
   const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) {
     std::fprintf(stderr, "herald: cannot write %s: %s\n", file.c_str(), std::strerror(errno));

@@ -122,7 +122,7 @@ bool IsMalformed(const error_code& ec) {
 }
 
 Result<tcp::endpoint> ParseListen(const std::string& listen) {
-  auto invalid = [&listen](std::string why) {
+  auto invalid = [&listen](const std::string& why) {
     return MakeError(ErrorKind::kInvalid, "listen_invalid",
                      "The listen address \"" + listen + "\" " + why + "; use host:port, e.g. " +
                          "127.0.0.1:8080 or [::1]:8080.");
@@ -296,7 +296,7 @@ class ServerImpl final : public Server {
   std::chrono::milliseconds Ms(int ms) const { return std::chrono::milliseconds(std::max(ms, 1)); }
 
   awaitable<void> Accept();
-  void Admit(tcp::socket socket, Strand strand);
+  void Admit(tcp::socket socket, const Strand& strand);
   void Unregister(const std::shared_ptr<LiveConnection>& connection);
 
   template <typename Stream>
@@ -382,7 +382,7 @@ Status ServerImpl::Start() {
 
   pool_ = std::make_unique<asio::thread_pool>(std::max(1, options_.worker_threads));
   work_.emplace(ioc_->get_executor());
-  asio::co_spawn(*accept_strand_, Accept(), [](std::exception_ptr) {});
+  asio::co_spawn(*accept_strand_, Accept(), [](const std::exception_ptr&) {});
   for (int i = 0; i < std::max(1, options_.io_threads); ++i) {
     io_threads_.emplace_back([this] {
       for (;;) {
@@ -454,11 +454,11 @@ awaitable<void> ServerImpl::Accept() {
       co_await backoff.async_wait(asio::redirect_error(use_awaitable, ec));
       continue;
     }
-    Admit(std::move(socket), std::move(strand));
+    Admit(std::move(socket), strand);
   }
 }
 
-void ServerImpl::Admit(tcp::socket socket, Strand strand) {
+void ServerImpl::Admit(tcp::socket socket, const Strand& strand) {
   error_code ec;
   socket.set_option(tcp::no_delay(true), ec);
   const auto peer = socket.remote_endpoint(ec);
@@ -473,12 +473,12 @@ void ServerImpl::Admit(tcp::socket socket, Strand strand) {
     auto c = std::make_shared<Connection<TlsStream>>(strand, std::move(remote), std::move(socket),
                                                      *tls_);
     live_.insert(c);
-    asio::co_spawn(strand, RunConnection(std::move(c)), [](std::exception_ptr) {});
+    asio::co_spawn(strand, RunConnection(std::move(c)), [](const std::exception_ptr&) {});
   } else {
     auto c =
         std::make_shared<Connection<PlainStream>>(strand, std::move(remote), std::move(socket));
     live_.insert(c);
-    asio::co_spawn(strand, RunConnection(std::move(c)), [](std::exception_ptr) {});
+    asio::co_spawn(strand, RunConnection(std::move(c)), [](const std::exception_ptr&) {});
   }
 }
 

@@ -78,7 +78,8 @@ struct SmtpResult {
 };
 
 struct HttpClientOptions {
-  int max_connections_per_host = 8;  // HTTP/2 multiplexes many streams on each
+  int max_connections_per_host = 8;  // HTTP/2 multiplexes many streams on each; a connection
+                                     // draining after a GOAWAY is not counted
   int max_total_connections = 256;
   int max_concurrent_streams = 1000;  // per HTTP/2 connection (CURLMOPT_MAX_CONCURRENT_STREAMS)
   int connect_timeout_ms = 5'000;

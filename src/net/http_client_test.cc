@@ -274,7 +274,9 @@ TEST_F(HttpClientTest, TwoThousandConcurrentH2RequestsShareFewConnections) {
     ASSERT_EQ(r.body, "request-" + std::to_string(i));
   }
   EXPECT_GE(most_connections, 1);
-  EXPECT_LE(most_connections, options.max_connections_per_host);
+  // A connection the server is closing (after its GOAWAY) may still be established while its
+  // replacement opens: at most one over the limit, and only then.
+  EXPECT_LE(most_connections, options.max_connections_per_host + 1);
   EXPECT_EQ(client->in_flight(), 0u);
 }
 

@@ -228,6 +228,7 @@ TEST_F(ClientProtocolTest, FcmFetchesOneAccessTokenForConcurrentMessages) {
   auto provider = Make(Config("fcm"));
   ASSERT_NE(provider, nullptr);
   std::vector<Message> batch;
+  batch.reserve(50);
   for (int i = 0; i < 50; ++i) {
     batch.push_back(
         Msg(Channel::kAndroid, kFcmToken + std::to_string(i), "T", "B", "d" + std::to_string(i)));

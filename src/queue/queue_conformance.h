@@ -48,6 +48,7 @@ class QueueConformanceTest : public ::testing::TestWithParam<QueueFactory> {
 
   static std::vector<int64_t> Keys(const std::vector<DeliveryJob>& jobs) {
     std::vector<int64_t> keys;
+    keys.reserve(jobs.size());
     for (const DeliveryJob& j : jobs) keys.push_back(j.delivery);
     return keys;
   }

@@ -39,6 +39,7 @@ TEST_P(QueueConformanceTest, ConcurrentProducersAndConsumersTakeEachJobExactlyOn
 
   const auto start = std::chrono::steady_clock::now();
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int p = 0; p < kThreads; ++p) {
     threads.emplace_back([&, p] {
       std::mt19937 rng(p);

@@ -189,6 +189,7 @@ TEST_P(QueueConformanceTest, CloseWakesABlockedTake) {
 TEST_P(QueueConformanceTest, CloseWakesEveryBlockedTake) {
   auto q = Open();
   std::vector<std::future<std::vector<DeliveryJob>>> takers;
+  takers.reserve(4);
   for (int i = 0; i < 4; ++i) {
     takers.push_back(
         std::async(std::launch::async, [&] { return q->Take(1, milliseconds(30000)); }));

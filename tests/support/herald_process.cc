@@ -200,7 +200,12 @@ bool HeraldProcess::SpawnAndWait(uint16_t port) {
   for (char** e = environ; *e != nullptr; ++e) {
     if (std::strncmp(*e, "HERALD_", 7) != 0) exec.env.emplace_back(*e);
   }
-  for (const auto& [k, v] : options_.env) exec.env.push_back(k + "=" + v);
+  for (const auto& [k, v] : options_.env) {
+    std::string entry = k;
+    entry += '=';
+    entry += v;
+    exec.env.push_back(std::move(entry));
+  }
   exec.Seal();
 
   const int err_fd = ::open(stderr_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

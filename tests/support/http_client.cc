@@ -312,7 +312,12 @@ std::string HttpClient::Head(const std::string& method, const std::string& targe
   if (!bearer_.empty() && !HasHeader(headers, "authorization")) {
     head += "Authorization: Bearer " + bearer_ + "\r\n";
   }
-  for (const auto& [k, v] : headers) head += k + ": " + v + "\r\n";
+  for (const auto& [k, v] : headers) {
+    head += k;
+    head += ": ";
+    head += v;
+    head += "\r\n";
+  }
   head += framing;
   if (!keep_alive_) head += "Connection: close\r\n";
   head += "\r\n";
@@ -368,6 +373,7 @@ HttpResponse HttpClient::RequestChunked(const std::string& method, const std::st
   std::vector<std::string> framed;
   framed.reserve(chunks.size() * 3 + 1);
   std::vector<std::string_view> parts;
+  parts.reserve(chunks.size() * 3 + 1);
   for (auto chunk : chunks) {
     if (chunk.empty()) continue;
     char size[32];
@@ -375,9 +381,9 @@ HttpResponse HttpClient::RequestChunked(const std::string& method, const std::st
     framed.emplace_back(size);
     parts.push_back(framed.back());
     parts.push_back(chunk);
-    parts.push_back("\r\n");
+    parts.emplace_back("\r\n");
   }
-  parts.push_back("0\r\n\r\n");
+  parts.emplace_back("0\r\n\r\n");
   // `framed` never reallocates: reserved above.
   return Exchange(method, Head(method, target, headers, "Transfer-Encoding: chunked\r\n"), parts);
 }

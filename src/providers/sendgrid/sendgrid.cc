@@ -28,8 +28,9 @@ class SendGridProvider final : public Provider {
                       {"content", {{{"type", "text/plain"}, {"value", m.body}}}},
                       {"custom_args", {{"delivery_id", m.delivery_id}}}}
                      .dump();
-      client_->Send(std::move(req),
-                    [collector, i](net::HttpResponse resp) { collector->Set(i, Map(resp)); });
+      client_->Send(std::move(req), [collector, i](const net::HttpResponse& resp) {
+        collector->Set(i, Map(resp));
+      });
     }
   }
 

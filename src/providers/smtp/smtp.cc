@@ -62,7 +62,7 @@ class SmtpProvider final : public Provider {
                   "\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8"
                   "\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" +
                   CrlfText(m.body) + "\r\n";
-      client_->SendMail(std::move(mail), [collector, i, message_id](net::SmtpResult res) {
+      client_->SendMail(std::move(mail), [collector, i, message_id](const net::SmtpResult& res) {
         collector->Set(i, Map(res, message_id));
       });
     }

@@ -7,7 +7,7 @@ namespace {
 
 class TwilioProvider final : public Provider {
  public:
-  TwilioProvider(Transport t, std::string sid, std::string token, std::string from,
+  TwilioProvider(Transport t, std::string sid, const std::string& token, std::string from,
                  std::string service, std::string callback, net::HttpClient* client)
       : transport_(std::move(t)),
         sid_(std::move(sid)),
@@ -43,8 +43,9 @@ class TwilioProvider final : public Provider {
       req.headers = {{"authorization", auth_},
                      {"content-type", "application/x-www-form-urlencoded"}};
       req.body = FormEncode(form);
-      client_->Send(std::move(req),
-                    [collector, i](net::HttpResponse resp) { collector->Set(i, Map(resp)); });
+      client_->Send(std::move(req), [collector, i](const net::HttpResponse& resp) {
+        collector->Set(i, Map(resp));
+      });
     }
   }
 
@@ -100,9 +101,9 @@ Result<std::unique_ptr<Provider>> MakeTwilio(const Json& config, net::HttpClient
   std::string from = service.empty() ? reader.Required("from") : reader.Optional("from");
   std::string callback = reader.Optional("status_callback");
   if (reader.error()) return *reader.error();
-  return std::unique_ptr<Provider>(
-      new TwilioProvider(std::move(t), std::move(sid), std::move(token), std::move(from),
-                         std::move(service), std::move(callback), client));
+  return std::unique_ptr<Provider>(new TwilioProvider(std::move(t), std::move(sid), token,
+                                                      std::move(from), std::move(service),
+                                                      std::move(callback), client));
 }
 
 }  // namespace herald::providers

@@ -40,8 +40,9 @@ class VonageProvider final : public Provider {
       transport_.Apply(req);
       req.headers = {{"content-type", "application/x-www-form-urlencoded"}};
       req.body = FormEncode(form);
-      client_->Send(std::move(req),
-                    [collector, i](net::HttpResponse resp) { collector->Set(i, Map(resp)); });
+      client_->Send(std::move(req), [collector, i](const net::HttpResponse& resp) {
+        collector->Set(i, Map(resp));
+      });
     }
   }
 
