@@ -480,7 +480,7 @@ void CurlHttpClient::Shutdown() {
     for (Job& job : backlog_) jobs.push_back(std::move(job));
     backlog_.clear();
     for (auto& [key, origin] : origins_) {
-      for (HttpJob& job : origin.queued) jobs.push_back(std::move(job));
+      for (HttpJob& job : origin.queued) jobs.emplace_back(std::move(job));
       origin.queued.clear();
     }
     for (Job& job : jobs) {

@@ -320,7 +320,7 @@ size_t Transfer::OnRead(char* buffer, size_t size, size_t count, void* self) {
   auto* t = static_cast<Transfer*>(self);
   const std::string& data = t->mail_.message.data;
   const size_t n = std::min(size * count, data.size() - t->mail_offset_);
-  std::memcpy(buffer, data.data() + t->mail_offset_, n);
+  std::copy_n(data.data() + t->mail_offset_, n, buffer);  // bytes, not a C string
   t->mail_offset_ += n;
   return n;
 }

@@ -64,7 +64,7 @@ void H2Connection::Start() {
   }
   resolver_.async_resolve(
       target_.host, std::to_string(target_.port),
-      [self](const error_code& ec, Tcp::resolver::results_type results) {
+      [self](const error_code& ec, const Tcp::resolver::results_type& results) {
         if (self->closed_) return;
         if (ec || results.empty()) {
           self->Fail(CURLE_COULDNT_RESOLVE_HOST,
@@ -75,7 +75,7 @@ void H2Connection::Start() {
       });
 }
 
-void H2Connection::Connect(std::vector<Tcp::endpoint> endpoints) {
+void H2Connection::Connect(const std::vector<Tcp::endpoint>& endpoints) {
   asio::async_connect(
       socket_, endpoints, [self = shared_from_this()](const error_code& ec, const Tcp::endpoint&) {
         if (self->closed_) return;

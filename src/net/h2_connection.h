@@ -103,7 +103,7 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
  private:
   using Tcp = boost::asio::ip::tcp;
 
-  void Connect(std::vector<Tcp::endpoint> endpoints);
+  void Connect(const std::vector<Tcp::endpoint>& endpoints);
   void Handshake();
   void BecomeReady();
   void Read();

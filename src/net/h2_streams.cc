@@ -229,7 +229,7 @@ ssize_t H2Connection::ReadBody(nghttp2_session*, int32_t stream_id, uint8_t* buf
   if (request == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   const std::string& body = request->job.request.body;
   const size_t n = std::min(length, body.size() - request->body_offset);
-  std::memcpy(buf, body.data() + request->body_offset, n);
+  std::copy_n(body.data() + request->body_offset, n, buf);  // bytes, not a C string
   request->body_offset += n;
   if (request->body_offset == body.size()) *data_flags |= NGHTTP2_DATA_FLAG_EOF;
   return static_cast<ssize_t>(n);

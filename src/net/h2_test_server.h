@@ -13,6 +13,7 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <boost/asio/io_context.hpp>
@@ -198,7 +199,7 @@ class TestH2Server {
                                   uint32_t* flags, nghttp2_data_source* src, void*) -> ssize_t {
         auto* s = static_cast<Stream*>(src->ptr);
         const size_t n = std::min(len, s->response.size() - s->offset);
-        std::memcpy(buf, s->response.data() + s->offset, n);
+        std::copy_n(s->response.data() + s->offset, n, buf);  // bytes, not a C string
         s->offset += n;
         if (s->offset == s->response.size()) *flags |= NGHTTP2_DATA_FLAG_EOF;
         return static_cast<ssize_t>(n);

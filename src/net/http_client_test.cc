@@ -97,7 +97,7 @@ class HttpClientTest : public ::testing::Test {
         [&](uint16_t p) {
           std::vector<std::string> argv = {"nghttpd",        "-a",           "127.0.0.1", "-d",
                                            docroot.string(), "--echo-upload"};
-          if (!tls) argv.push_back("--no-tls");
+          if (!tls) argv.emplace_back("--no-tls");
           argv.push_back(std::to_string(p));
           if (tls) {
             argv.push_back(key);

@@ -39,7 +39,7 @@ class SmtpSendTest : public ::testing::Test {
           argv.insert(argv.end(), {"-D", (mail_dir() / "dump").string()});
           argv.insert(argv.end(), extra.begin(), extra.end());
           argv.push_back("127.0.0.1:" + std::to_string(p));
-          argv.push_back("16");
+          argv.emplace_back("16");
           return argv;
         },
         dir_.path() / "sink.log");

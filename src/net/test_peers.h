@@ -41,7 +41,7 @@ inline std::string FindProgram(const std::string& name) {
     for (std::string dir; std::getline(ss, dir, ':');) dirs.push_back(dir);
   }
   for (const char* dir : {"/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/lib/postfix/sbin"}) {
-    dirs.push_back(dir);
+    dirs.emplace_back(dir);
   }
   for (const auto& dir : dirs) {
     const fs::path candidate = fs::path(dir) / name;
@@ -142,6 +142,7 @@ class PeerProcess {
     if (args[0].find('/') == std::string::npos) args[0] = FindProgram(args[0]);
     if (args[0].empty()) return false;
     std::vector<char*> raw;
+    raw.reserve(args.size() + 1);
     for (auto& a : args) raw.push_back(a.data());
     raw.push_back(nullptr);
     const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);

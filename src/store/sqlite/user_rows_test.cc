@@ -63,12 +63,12 @@ class UserRowsTest : public ::testing::Test {
 
 TEST_F(UserRowsTest, LineFailingInTheWriterIsRolledBackAloneAndTheOthersKept) {
   std::vector<std::optional<SealedUser>> lines;
-  lines.push_back(Line("a", {store_test::Dev(Channel::kEmail, "a@example.com")}, {"g1"}));
+  lines.emplace_back(Line("a", {store_test::Dev(Channel::kEmail, "a@example.com")}, {"g1"}));
   SealedUser bad = Line("bad", {store_test::Dev(Channel::kEmail, "b@example.com")}, {"g2"});
-  bad.devices.push_back(bad.devices[0]);  // the same device twice: a primary key violation
-  lines.push_back(bad);
-  lines.push_back(std::nullopt);  // refused before the writer
-  lines.push_back(Line("c", {store_test::Dev(Channel::kSms, "+14155550100")}, {"g1"}));
+  bad.devices.emplace_back(bad.devices[0]);  // the same device twice: a primary key violation
+  lines.emplace_back(bad);
+  lines.emplace_back(std::nullopt);  // refused before the writer
+  lines.emplace_back(Line("c", {store_test::Dev(Channel::kSms, "+14155550100")}, {"g1"}));
   std::vector<ImportLineResult> results(lines.size());
   results[2].error = MakeError(ErrorKind::kInvalid, "too_many_devices", "refused earlier");
 
@@ -97,11 +97,12 @@ TEST_F(UserRowsTest, LineFailingInTheWriterIsRolledBackAloneAndTheOthersKept) {
 
 TEST_F(UserRowsTest, OptimisticPassWritesEverythingWhenNothingFails) {
   std::vector<std::optional<SealedUser>> lines;
+  lines.reserve(11);
   for (int i = 0; i < 10; ++i) {
-    lines.push_back(Line("u" + std::to_string(i),
-                         {store_test::Dev(Channel::kIos, store_test::IosToken(i))}, {"g"}));
+    lines.emplace_back(Line("u" + std::to_string(i),
+                            {store_test::Dev(Channel::kIos, store_test::IosToken(i))}, {"g"}));
   }
-  lines.push_back(Line("u3", {}, {}));  // the same user again: replaced
+  lines.emplace_back(Line("u3", {}, {}));  // the same user again: replaced
   std::vector<ImportLineResult> results(lines.size());
   ASSERT_TRUE(conn_->Exec("BEGIN").ok());
   Result<bool> fast = WriteUserLines(*conn_, 1, lines, NowMillis(), results, false);
