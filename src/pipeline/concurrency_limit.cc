@@ -24,13 +24,14 @@ void ConcurrencyLimit::OnSample(Channel channel, double latency_ms, size_t in_fl
   gradient_sum_ += std::clamp(allowed / std::max(latency_ms, 1e-3), 0.5, 1.0);
   if (static_cast<double>(in_flight) >= limit_ * 0.5) ++busy_samples_;
   if (++samples_ < options_.window) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - window_start_ < std::chrono::milliseconds(options_.window_ms)) return;
 
   const double gradient = gradient_sum_ / static_cast<double>(samples_);
   double next = limit_ * gradient;
   // Grow only when the limit was actually in use: an idle sender learns nothing about capacity.
   if (gradient >= 0.95 && busy_samples_ * 2 >= samples_) next += std::sqrt(limit_) + 1;
   limit_ = std::clamp(next, static_cast<double>(options_.min), static_cast<double>(options_.max));
-  const auto now = std::chrono::steady_clock::now();
   const double drift = std::pow(options_.floor_drift_per_s,
                                 std::chrono::duration<double>(now - window_start_).count());
   window_start_ = now;

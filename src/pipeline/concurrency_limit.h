@@ -24,9 +24,10 @@ struct ConcurrencyLimitOptions {
   size_t initial = 64;
   size_t min = 8;
   size_t max = 4096;
-  size_t window = 64;      // samples per adjustment
-  double tolerance = 1.5;  // latency up to tolerance × floor (+ slack) counts as unqueued
-  double slack_ms = 2.0;   // absolute allowance, so loopback jitter is not taken for queueing
+  size_t window = 64;       // samples per adjustment, at least
+  int window_ms = 20;       // and at least this long, so that the limit moves at a human pace
+  double tolerance = 1.25;  // latency up to tolerance × floor (+ slack) counts as unqueued
+  double slack_ms = 1.0;    // absolute allowance, so loopback jitter is not taken for queueing
   // The floors rise by this factor per second and are learnt again from the fastest sends, so a
   // provider that became slower for good is not taken for a queue forever.
   double floor_drift_per_s = 1.1;

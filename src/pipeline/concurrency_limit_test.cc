@@ -12,6 +12,7 @@ ConcurrencyLimitOptions Options() {
   o.max = 1000;
   o.window = 10;
   o.floor_drift_per_s = 1.0;  // no drift: the tests run faster than any drift would matter
+  o.window_ms = 0;            // windows by samples alone: the tests feed them at once
   return o;
 }
 

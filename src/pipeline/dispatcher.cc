@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <cctype>
 #include <string>
 #include <string_view>
@@ -13,9 +14,11 @@
 namespace herald {
 namespace {
 
-constexpr size_t kFlushAt = 16;  // recorded changes that trigger a write at once
-// Recorded changes handed to the store and not yet committed, above which no work is taken.
-constexpr size_t kMaxUnrecorded = 64;
+constexpr size_t kFlushAt = 8;  // recorded changes that trigger a write at once
+// Recorded changes handed to the store and not yet committed, above which no work is taken:
+// 0.25% of the jobs waiting in the queue, within these bounds.
+constexpr size_t kMinUnrecorded = 32;
+constexpr size_t kMaxUnrecorded = 2048;
 
 // Events never hold PII (DESIGN §4.5), but providers echo addresses in their answers (an SMTP
 // server's "550 5.1.1 <ann@example.com>: user unknown"). A reason keeps the provider's codes and
@@ -121,12 +124,16 @@ void Dispatcher::Run() {
     }
     const size_t room = limit - in_flight_.load();
     // Outcomes the store has not committed yet are what a crash would send twice: take no more
-    // work while too many of them wait for the writer.
-    if (unrecorded_.load() >= kMaxUnrecorded) {
+    // work while too many of them wait for the writer. "Too many" is a small share of the work
+    // waiting (0.25%, at least 32): a big send may risk a few hundred duplicates for throughput,
+    // a small one only a few dozen.
+    const size_t max_unrecorded =
+        std::clamp<size_t>(queue_->queued() / 400, kMinUnrecorded, kMaxUnrecorded);
+    if (unrecorded_.load() >= max_unrecorded) {
       FlushUpdates();
       std::unique_lock lock(idle_mu_);
       idle_cv_.wait_for(lock, std::chrono::milliseconds(5),
-                        [this] { return unrecorded_.load() < kMaxUnrecorded; });
+                        [&] { return unrecorded_.load() < max_unrecorded; });
       continue;
     }
     std::vector<DeliveryJob> jobs =

@@ -36,7 +36,7 @@ struct DispatcherOptions {
   // Provider sends outstanding at once, over all tenants: the adaptive limit (see
   // concurrency_limit.h) moves between min_in_flight and max_in_flight.
   size_t max_in_flight = 4096;
-  size_t min_in_flight = 32;
+  size_t min_in_flight = 48;
   // Fairness: one tenant may hold at most this share of the in-flight limit, so that another
   // tenant's deliveries still move while one tenant's flood fills the queue (0 = no cap).
   double tenant_share = 0.75;
