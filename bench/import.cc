@@ -43,8 +43,7 @@ std::string Line(int i, const std::string& mix) {
   }
   second = R"({"channel":"email","address":"user)" + n + "@example.com\"}";
   return R"({"external_id":"user-)" + n + R"(","name":"User Number )" + n +
-         R"(","opt_in":true,"devices":[)" + first + "," + second + R"(],"groups":["all"]})" +
-         "\n";
+         R"(","opt_in":true,"devices":[)" + first + "," + second + R"(],"groups":["all"]})" + "\n";
 }
 
 // Sends one HTTP request with the body and returns the response text.
@@ -56,9 +55,10 @@ std::string HttpPost(uint16_t port, const std::string& target, const std::string
   addr.sin_port = htons(port);
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return "";
-  const std::string head = "POST " + target + " HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer " +
-                           auth + "\r\nContent-Type: application/x-ndjson\r\nContent-Length: " +
-                           std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
+  const std::string head =
+      "POST " + target + " HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer " + auth +
+      "\r\nContent-Type: application/x-ndjson\r\nContent-Length: " + std::to_string(body.size()) +
+      "\r\nConnection: close\r\n\r\n";
   auto send_all = [fd](const char* p, size_t n) {
     while (n > 0) {
       const ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);

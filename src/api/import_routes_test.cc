@@ -19,15 +19,17 @@ TEST_F(ImportRoutes, ImportsGoodLinesAndReportsRefusedOnesByNumber) {
     body += Json{{"external_id", "u" + std::to_string(i)},
                  {"name", "User " + std::to_string(i)},
                  {"opt_in", true},
-                 {"devices", {{{"channel", "email"}, {"address", "u" + std::to_string(i) + "@x.io"}},
-                              {{"channel", "sms"}, {"address", "+82 10-2222-" +
-                                                                 std::to_string(1000 + i)}}}},
+                 {"devices",
+                  {{{"channel", "email"}, {"address", "u" + std::to_string(i) + "@x.io"}},
+                   {{"channel", "sms"}, {"address", "+82 10-2222-" + std::to_string(1000 + i)}}}},
                  {"groups", {"imported"}}}
                 .dump() +
             "\n";
-    if (i == 10) body += "{not json\n";                          // line 12
-    if (i == 20) body += R"({"external_id":"x","opt_in":1})" "\r\n";  // line 23
-    if (i == 30) body += "\n";                                    // line 34: blank
+    if (i == 10) body += "{not json\n";  // line 12
+    if (i == 20)
+      body += R"({"external_id":"x","opt_in":1})"
+              "\r\n";           // line 23
+    if (i == 30) body += "\n";  // line 34: blank
   }
   body += R"({"external_id":"u0","opt_in":false})";  // last line, no newline: replaces u0
   auto r = Call("POST", "/v1/users:import", body, key_);

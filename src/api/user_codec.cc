@@ -17,10 +17,10 @@ constexpr int64_t kDayMillis = 86'400'000;
 
 Result<Device> ReadDevice(const Json& doc, const std::string& path) {
   if (!doc.is_object()) {
-    return Invalid("invalid_type",
-                   path + " must be an object {channel, address}; got " +
-                       std::string(JsonTypeName(doc)) + ".",
-                   path);
+    return Invalid(
+        "invalid_type",
+        path + " must be an object {channel, address}; got " + std::string(JsonTypeName(doc)) + ".",
+        path);
   }
   const std::string prefix = path.empty() ? "" : path + ".";
   if (auto s = CheckFields(doc, {"channel", "address"}, prefix); !s.ok()) return s.take_error();
@@ -51,15 +51,13 @@ Result<Device> ReadDevice(const Json& doc, const std::string& path) {
 Result<User> ReadUser(const Json& doc, const UserDefaults& defaults, bool allow_external_id) {
   if (!doc.is_object()) {
     return Invalid("invalid_type",
-                   "A user must be a JSON object; got " + std::string(JsonTypeName(doc)) + ".",
-                   "");
+                   "A user must be a JSON object; got " + std::string(JsonTypeName(doc)) + ".", "");
   }
-  Status fields =
-      allow_external_id
-          ? CheckFields(doc, {"external_id", "name", "opt_in", "consent_from", "consent_until",
-                              "devices", "groups"})
-          : CheckFields(doc,
-                        {"name", "opt_in", "consent_from", "consent_until", "devices", "groups"});
+  Status fields = allow_external_id
+                      ? CheckFields(doc, {"external_id", "name", "opt_in", "consent_from",
+                                          "consent_until", "devices", "groups"})
+                      : CheckFields(doc, {"name", "opt_in", "consent_from", "consent_until",
+                                          "devices", "groups"});
   if (!fields.ok()) return fields.take_error();
   User user;
   if (allow_external_id) {
@@ -107,8 +105,7 @@ Result<User> ReadUser(const Json& doc, const UserDefaults& defaults, bool allow_
     }
     if (it->size() > kMaxDevicesPerUser) {
       return Invalid("too_many_devices",
-                     "A user can have at most 16 devices; got " + std::to_string(it->size()) +
-                         ".",
+                     "A user can have at most 16 devices; got " + std::to_string(it->size()) + ".",
                      "devices");
     }
     for (size_t i = 0; i < it->size(); ++i) {
@@ -119,10 +116,10 @@ Result<User> ReadUser(const Json& doc, const UserDefaults& defaults, bool allow_
   }
   if (auto it = doc.find("groups"); it != doc.end() && !it->is_null()) {
     if (!it->is_array()) {
-      return Invalid("invalid_type",
-                     "groups must be a list of group keys; got " +
-                         std::string(JsonTypeName(*it)) + ".",
-                     "groups");
+      return Invalid(
+          "invalid_type",
+          "groups must be a list of group keys; got " + std::string(JsonTypeName(*it)) + ".",
+          "groups");
     }
     if (it->size() > 256) {
       return Invalid("too_many_groups", "A user can be in at most 256 groups.", "groups");
