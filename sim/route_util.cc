@@ -5,17 +5,11 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "common/percent.h"
 #include "sim/routes.h"
 
 namespace herald::sim {
 namespace {
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 std::mt19937_64& Rng() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -43,20 +37,7 @@ std::string_view SimRequest::Query() const {
 }
 
 std::string UrlDecode(std::string_view s, bool plus_is_space) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (c == '+' && plus_is_space) {
-      out.push_back(' ');
-    } else if (c == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 && HexValue(s[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2])));
-      i += 2;
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
+  return PercentDecode(s, plus_is_space);
 }
 
 FormFields ParseForm(std::string_view s) {
@@ -147,7 +128,7 @@ std::string RandomHex(size_t n) {
 std::string RandomUuid() {
   std::string hex = RandomHex(32);
   hex[12] = '4';
-  hex[16] = "89ab"[HexValue(hex[16]) & 3];
+  hex[16] = "89ab"[HexDigitValue(hex[16]) & 3];
   return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" +
          hex.substr(16, 4) + "-" + hex.substr(20, 12);
 }
@@ -156,7 +137,7 @@ bool IsUuid(std::string_view s) {
   if (s.size() != 36) return false;
   for (size_t i = 0; i < s.size(); ++i) {
     bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-    if (dash ? s[i] != '-' : HexValue(s[i]) < 0) return false;
+    if (dash ? s[i] != '-' : HexDigitValue(s[i]) < 0) return false;
   }
   return true;
 }

@@ -9,34 +9,11 @@
 #include <cctype>
 #include <memory>
 
+#include "common/percent.h"
 #include "crypto/crypto.h"
 
 namespace herald::api {
 namespace {
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string FormDecode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out.push_back(' ');
-    } else if (s[i] == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 &&
-               HexValue(s[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2])));
-      i += 2;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
 
 std::string Hmac(const EVP_MD* md, std::string_view key, std::string_view message) {
   unsigned char out[EVP_MAX_MD_SIZE];
@@ -100,8 +77,9 @@ FormFields ParseForm(std::string_view text) {
     const std::string_view pair = text.substr(0, amp);
     if (!pair.empty()) {
       const size_t eq = pair.find('=');
-      out.emplace_back(FormDecode(pair.substr(0, eq)),
-                       eq == std::string_view::npos ? "" : FormDecode(pair.substr(eq + 1)));
+      out.emplace_back(
+          PercentDecode(pair.substr(0, eq), true),
+          eq == std::string_view::npos ? "" : PercentDecode(pair.substr(eq + 1), true));
     }
     if (amp == std::string_view::npos) break;
     text.remove_prefix(amp + 1);

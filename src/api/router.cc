@@ -1,6 +1,7 @@
 #include <string>
 
 #include "api/routing.h"
+#include "common/percent.h"
 
 namespace herald::api {
 namespace {
@@ -16,32 +17,6 @@ std::vector<std::string_view> Split(std::string_view path) {
     }
     out.push_back(path.substr(start, end - start));
     start = end + 1;
-  }
-  return out;
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Percent-decodes; a malformed escape is kept literally.
-std::string Decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size()) {
-      const int hi = HexValue(s[i + 1]);
-      const int lo = HexValue(s[i + 2]);
-      if (hi >= 0 && lo >= 0) {
-        out.push_back(static_cast<char>(hi * 16 + lo));
-        i += 2;
-        continue;
-      }
-    }
-    out.push_back(s[i]);
   }
   return out;
 }
@@ -71,7 +46,7 @@ Match Router::Find(std::string_view method, std::string_view raw_path) const {
     for (size_t i = 0; i < segments.size() && ok; ++i) {
       const std::string& want = route.segments[i];
       if (want.size() > 2 && want.front() == '{' && want.back() == '}') {
-        std::string value = Decode(segments[i]);
+        std::string value = PercentDecode(segments[i], /*plus_is_space=*/false);
         if (value.empty()) ok = false;
         params.emplace_back(want.substr(1, want.size() - 2), std::move(value));
       } else {

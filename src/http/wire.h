@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/percent.h"  // PercentDecode, for targets and queries
 #include "http/handler.h"
 
 namespace herald::http {
@@ -20,9 +21,6 @@ struct DecodedTarget {
 // Splits an origin-form ("/a%20b?x=1"), absolute-form ("http://host/a?x=1") or asterisk-form
 // ("*") target. Query keys and values also turn '+' into ' '. Malformed escapes stay as sent.
 DecodedTarget DecodeTarget(std::string_view target);
-
-// Decodes %XX escapes (and '+' when plus_is_space). Malformed escapes are kept literally.
-std::string PercentDecode(std::string_view s, bool plus_is_space);
 
 // True for 1-128 characters of [A-Za-z0-9._-]: a client's X-Request-Id that is safe to echo.
 bool IsSaneRequestId(std::string_view id);
