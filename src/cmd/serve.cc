@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "api/api.h"
+#include "cmd/stop_signals.h"
 #include "common/timer_queue.h"
 #include "crypto/crypto.h"
 #include "http/server.h"
@@ -80,13 +81,7 @@ int RunServe(const ServeOptions& options) {
     std::fprintf(stderr, "herald: libsodium failed to initialise\n");
     return 1;
   }
-  // Block the stop signals in every thread; the main thread waits for them below.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  const sigset_t stop_signals = BlockStopSignals();  // before any thread starts
 
   std::error_code ec;
   const fs::path data_dir = options.data_dir;
@@ -242,8 +237,7 @@ int RunServe(const ServeOptions& options) {
   }
   std::fprintf(stderr, "  stop with Ctrl-C (SIGINT) or SIGTERM\n\n");
 
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
+  const int sig = WaitForStopSignal(stop_signals);
   observe::Info("herald stopping", {{"signal", sig}});
   server->Stop();  // no new requests; in-flight requests finish
   fanout.Stop();   // its progress is stored with every page

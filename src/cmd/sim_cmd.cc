@@ -1,24 +1,17 @@
 #include "cmd/sim_cmd.h"
 
-#include <pthread.h>
 #include <signal.h>
 
 #include <cstdio>
 
+#include "cmd/stop_signals.h"
 #include "sim/demo_credentials.h"
 #include "sim/simulator.h"
 
 namespace herald::cmd {
 
 int RunSim(const SimOptions& options) {
-  // Block the stop signals in every thread (the simulator's IO threads inherit the mask); the
-  // main thread waits for them below.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  const sigset_t stop_signals = BlockStopSignals();  // before any thread starts
 
   sim::SimulatorOptions so;
   so.listen = options.listen;
@@ -52,8 +45,7 @@ int RunSim(const SimOptions& options) {
   std::printf("herald sim: stop with Ctrl-C (SIGINT) or SIGTERM\n");
   std::fflush(stdout);
 
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
+  const int sig = WaitForStopSignal(stop_signals);
   std::printf("herald sim: %s received, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
   std::fflush(stdout);
   simulator->Stop();

@@ -109,7 +109,8 @@ void Dispatcher::Run() {
   while (!stopping_) {
     const size_t limit = limit_.limit();
     limit_gauge_.Set(static_cast<int64_t>(limit));
-    if (options_.tenant_share > 0) {  // fairness: no tenant takes more than its share
+    // Fairness: no tenant takes more than its share (told to the queue only when it moves).
+    if (options_.tenant_share > 0 && applied_limit_.exchange(limit) != limit) {
       QueueOptions q;
       q.max_in_flight_per_tenant = std::max<size_t>(
           1, static_cast<size_t>(static_cast<double>(limit) * options_.tenant_share));

@@ -86,7 +86,9 @@ class Dispatcher {
 
   std::atomic<bool> stopping_{false};
   std::atomic<size_t> in_flight_{0};
-  std::atomic<size_t> unrecorded_{0};  // changes handed to the store, not yet committed
+  std::atomic<size_t> unrecorded_{0};
+  std::atomic<size_t> applied_limit_{0};  // the in-flight limit last given to the queue  // changes
+                                          // handed to the store, not yet committed
   std::mutex idle_mu_;
   std::condition_variable idle_cv_;
   std::vector<std::thread> workers_;
