@@ -32,7 +32,9 @@ namespace herald::net::h2test {
 struct TestH2ServerOptions {
   uint32_t max_concurrent_streams = 100;
   int goaway_after = 0;  // per connection: GOAWAY(last = the N-th request's stream), then drain
-  int refuse_every = 0;  // RST_STREAM(REFUSED_STREAM) for every k-th request (over all)
+  // RST_STREAM(REFUSED_STREAM) for every k-th request (over all), but never the same body
+  // more than twice: a fixed pattern could otherwise keep hitting one retried request.
+  int refuse_every = 0;
 };
 
 class TestH2Server {
@@ -152,7 +154,7 @@ class TestH2Server {
       const int n = ++server_.requests;
       ++handled_;
       const Options& o = server_.options_;
-      if (o.refuse_every > 0 && n % o.refuse_every == 0) {
+      if (o.refuse_every > 0 && n % o.refuse_every == 0 && server_.refusals_[stream.body]++ < 2) {
         ++server_.refused;
         nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);
         return;
@@ -262,6 +264,7 @@ class TestH2Server {
   }
 
   const Options options_;
+  std::map<std::string, int> refusals_;  // by request body; touched on the server thread only
   boost::asio::io_context io_;
   boost::asio::ip::tcp::acceptor acceptor_;
   uint16_t port_ = 0;
