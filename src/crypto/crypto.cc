@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <sodium.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 
@@ -54,31 +55,38 @@ Result<Bytes> DecodeBase64(std::string_view data, int variant) {
   return out;
 }
 
-// Seal runs hundreds of thousands of times a second during imports, and one getrandom() per
-// nonce would cost more than the encryption. Each thread draws nonces from a pool of CSPRNG
-// output refilled 4 KiB at a time. A forked child must never reuse its parent's pool (the same
-// nonce under the same key breaks XChaCha20-Poly1305), so a fork bumps a generation counter
-// that invalidates every pool.
+// Seal and RandomId run hundreds of thousands of times a second during imports, and one
+// getrandom() per nonce or id would cost more than the encryption. Each thread draws from a pool
+// of CSPRNG output refilled 4 KiB at a time; every byte is handed out once. A forked child must
+// never reuse its parent's pool (the same nonce under the same key breaks XChaCha20-Poly1305),
+// so a fork bumps a generation counter that invalidates every pool.
 std::atomic<uint64_t> g_fork_generation{0};
 
 void OnForkInChild() { g_fork_generation.fetch_add(1, std::memory_order_relaxed); }
 
-struct NoncePool {
-  uint8_t bytes[4096 - 4096 % kNonceBytes];
+struct RandomPool {
+  uint8_t bytes[4096];
   size_t used = sizeof bytes;
   uint64_t generation = 0;
 };
 
-void FillNonce(uint8_t* nonce) {
-  thread_local NoncePool pool;
+void FillRandom(uint8_t* out, size_t n) {
+  thread_local RandomPool pool;
   const uint64_t generation = g_fork_generation.load(std::memory_order_relaxed);
-  if (pool.used + kNonceBytes > sizeof pool.bytes || pool.generation != generation) {
-    randombytes_buf(pool.bytes, sizeof pool.bytes);
-    pool.used = 0;
-    pool.generation = generation;
+  if (pool.generation != generation) pool.used = sizeof pool.bytes;
+  while (n > 0) {
+    if (pool.used == sizeof pool.bytes) {
+      randombytes_buf(pool.bytes, sizeof pool.bytes);
+      pool.used = 0;
+      pool.generation = generation;
+    }
+    const size_t take = std::min(n, sizeof pool.bytes - pool.used);
+    std::memcpy(out, pool.bytes + pool.used, take);
+    sodium_memzero(pool.bytes + pool.used, take);  // handed out: not kept in memory
+    pool.used += take;
+    out += take;
+    n -= take;
   }
-  std::memcpy(nonce, pool.bytes + pool.used, kNonceBytes);
-  pool.used += kNonceBytes;
 }
 
 }  // namespace
@@ -96,7 +104,7 @@ std::string RandomId(std::string_view prefix, size_t n) {
   std::string id(prefix);
   id.resize(prefix.size() + n);
   // 256 is a multiple of 32, so masking each byte keeps every character uniform.
-  randombytes_buf(id.data() + prefix.size(), n);
+  FillRandom(reinterpret_cast<uint8_t*>(id.data() + prefix.size()), n);
   for (size_t i = prefix.size(); i < id.size(); ++i) {
     id[i] = kBase32Alphabet[static_cast<unsigned char>(id[i]) & 31];
   }
@@ -275,7 +283,7 @@ PiiCipher::PiiCipher(const Key& data_key) {
 
 Bytes PiiCipher::Seal(std::string_view plaintext, std::string_view context) const {
   Bytes out(kNonceBytes + plaintext.size() + kTagBytes);
-  FillNonce(out.data());
+  FillRandom(out.data(), kNonceBytes);
   unsigned long long len = 0;
   crypto_aead_xchacha20poly1305_ietf_encrypt(out.data() + kNonceBytes, &len, U(plaintext),
                                              plaintext.size(), U(context), context.size(), nullptr,

@@ -243,6 +243,30 @@ TEST_F(CryptoTest, PiiSealNoncesAreNotReusedAcrossFork) {
   EXPECT_NE(Bytes(child_nonce, child_nonce + 24), Bytes(parent.begin(), parent.begin() + 24));
 }
 
+TEST_F(CryptoTest, RandomIdsAreNotRepeatedAcrossForkOrWithinAThread) {
+  std::set<std::string> seen;
+  for (int i = 0; i < 2000; ++i) {  // more than one pool's worth of bytes
+    EXPECT_TRUE(seen.insert(RandomId("dev_", 26)).second);
+  }
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const std::string id = RandomId("dev_", 26);
+    const ssize_t n = write(fds[1], id.data(), id.size());
+    _exit(n == static_cast<ssize_t>(id.size()) ? 0 : 1);
+  }
+  close(fds[1]);
+  const std::string parent = RandomId("dev_", 26);
+  char child[30];
+  ASSERT_EQ(read(fds[0], child, sizeof child), 30);
+  close(fds[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_NE(std::string(child, sizeof child), parent);
+}
+
 TEST_F(CryptoTest, PiiOpenFailsForWrongContextKeyOrDamage) {
   const PiiCipher cipher(KeyOf(7));
   const Bytes sealed = cipher.Seal("Ada", "name");

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "model/phone_parse.h"
+
 namespace herald {
 namespace {
 
@@ -274,7 +276,10 @@ Result<std::string> NormalizePhone(std::string_view number, std::string_view fie
   }
   const PhoneNumberUtil& util = *PhoneNumberUtil::GetInstance();
   PhoneNumber parsed;
-  switch (util.Parse(std::string(number), "ZZ", &parsed)) {
+  PhoneNumberUtil::PhoneNumberType type = PhoneNumberUtil::UNKNOWN;
+  const bool canonical = internal::ReadCanonicalPhone(number, &parsed, &type);
+  switch (canonical ? PhoneNumberUtil::NO_PARSING_ERROR
+                    : util.Parse(std::string(number), "ZZ", &parsed)) {
     case PhoneNumberUtil::NO_PARSING_ERROR: break;
     case PhoneNumberUtil::INVALID_COUNTRY_CODE_ERROR:
       return invalid("it does not start with a known country code");
@@ -285,7 +290,8 @@ Result<std::string> NormalizePhone(std::string_view number, std::string_view fie
   }
   // IsValidNumber(n) is exactly GetNumberType(n) != UNKNOWN (both resolve the region and match
   // the same metadata); asking once halves the regex work.
-  switch (util.GetNumberType(parsed)) {
+  if (!canonical) type = util.GetNumberType(parsed);
+  switch (type) {
     case PhoneNumberUtil::UNKNOWN: return invalid("it is not a valid number for its country code");
     case PhoneNumberUtil::MOBILE:
     case PhoneNumberUtil::FIXED_LINE_OR_MOBILE:
