@@ -19,6 +19,8 @@ constexpr size_t kFlushAt = 8;  // recorded changes that trigger a write at once
 // 0.25% of the jobs waiting in the queue, within these bounds.
 constexpr size_t kMinUnrecorded = 32;
 constexpr size_t kMaxUnrecorded = 2048;
+// The same share of the queue is the least the in-flight limit goes down to (up to this many).
+constexpr size_t kMaxQueueFloor = 1024;
 
 // Events never hold PII (DESIGN §4.5), but providers echo addresses in their answers (an SMTP
 // server's "550 5.1.1 <ann@example.com>: user unknown"). A reason keeps the provider's codes and
@@ -107,7 +109,7 @@ void Dispatcher::Stop(std::chrono::milliseconds grace) {
 void Dispatcher::Run() {
   pthread_setname_np(pthread_self(), "dispatcher");
   while (!stopping_) {
-    const size_t limit = limit_.limit();
+    const size_t limit = in_flight_limit();
     limit_gauge_.Set(static_cast<int64_t>(limit));
     // Fairness: no tenant takes more than its share (told to the queue only when it moves).
     if (options_.tenant_share > 0 && applied_limit_.exchange(limit) != limit) {
@@ -142,6 +144,16 @@ void Dispatcher::Run() {
     if (!jobs.empty()) Dispatch(jobs);
     FlushUpdates();
   }
+}
+
+size_t Dispatcher::in_flight_limit() const {
+  // The latency-based limit keeps provider queues short; on a machine whose cores the providers
+  // (or the simulator) share, it reads CPU contention as queueing and settles at its minimum,
+  // where small batches make every send dearer. A deep queue may keep 0.25% of itself in flight
+  // whatever the latency: what a crash can send twice stays the same share as for outcomes
+  // waiting for the writer (kMinUnrecorded..kMaxUnrecorded above).
+  const size_t queue_floor = std::min<size_t>(queue_->queued() / 400, kMaxQueueFloor);
+  return std::min(options_.max_in_flight, std::max(limit_.limit(), queue_floor));
 }
 
 void Dispatcher::Dispatch(const std::vector<DeliveryJob>& jobs) {

@@ -55,9 +55,10 @@ class Dispatcher {
   // recorded state change. What was not taken stays queued in the store for the next start.
   void Stop(std::chrono::milliseconds grace);
 
-  // Sends outstanding at the providers, and the adaptive limit on them.
+  // Sends outstanding at the providers, and the limit on them: the adaptive one, or 0.25% of the
+  // queued jobs (up to 1024) when that is more, never above max_in_flight.
   size_t in_flight() const { return in_flight_.load(); }
-  size_t in_flight_limit() const { return limit_.limit(); }
+  size_t in_flight_limit() const;
 
  private:
   void Run();

@@ -177,6 +177,32 @@ class PipelineTest : public ::testing::Test {
   Tenant tenant_;
 };
 
+TEST_F(PipelineTest, ADeepQueueKeepsAQuarterPercentOfItselfInFlightWhateverTheLatency) {
+  DispatcherOptions options;
+  options.max_in_flight = 500;
+  Dispatcher dispatcher(store_.get(), queue_.get(), directory_.get(), &metrics_, options);
+  const size_t adaptive = dispatcher.in_flight_limit();  // the adaptive limit's start: 64
+  EXPECT_EQ(adaptive, 64u);
+  int64_t next = 1;
+  const auto push = [&](size_t n) {
+    std::vector<DeliveryJob> jobs(n);
+    for (DeliveryJob& job : jobs) {
+      job.delivery = next++;
+      job.tenant = 1;
+      job.deadline = NowMillis() + 600'000;
+    }
+    queue_->Push(std::move(jobs));
+  };
+  push(10'000);
+  EXPECT_EQ(dispatcher.in_flight_limit(), 64u) << "a shallow queue leaves the adaptive limit";
+  push(70'000);
+  EXPECT_EQ(dispatcher.in_flight_limit(), 200u) << "80,000 queued / 400";
+  push(80'000);
+  EXPECT_EQ(dispatcher.in_flight_limit(), 400u);
+  push(80'000);
+  EXPECT_EQ(dispatcher.in_flight_limit(), 500u) << "never above max_in_flight";
+}
+
 TEST_F(PipelineTest, GroupSendReachesEveryDeviceOnceAndRecordsEveryStage) {
   constexpr int kUsers = 300;
   for (int i = 0; i < kUsers; ++i) {
