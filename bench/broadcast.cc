@@ -142,6 +142,11 @@ int Main(int argc, char** argv) {
   SqliteStoreOptions so;
   so.path = (dir / "herald.db").string();
   so.master_key = crypto::RandomKey();
+  std::atomic<int64_t> transactions{0}, writes{0};
+  so.on_batch = [&](size_t n) {
+    transactions.fetch_add(1, std::memory_order_relaxed);
+    writes.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed);
+  };
   auto opened = OpenSqliteStore(std::move(so));
   if (!opened.ok()) return 1;
   std::unique_ptr<Store> store = std::move(*opened);
@@ -271,6 +276,17 @@ int Main(int argc, char** argv) {
   std::printf("accept->provider latency: p50 %.3f s, p99 %.3f s, max %.3f s\n", percentile(0.5),
               percentile(0.99), percentile(1.0));
   std::printf("peak RSS: %ld MiB\n", bench::PeakRssMiB());
+  std::printf("events by stage:");
+  for (const char* stage : {"dispatched", "retrying", "sent", "failed", "suppressed", "expired"}) {
+    std::printf(
+        " %s %llu", stage,
+        static_cast<unsigned long long>(
+            metrics.GetCounter("herald_delivery_events_total", "", {{"stage", stage}}).Value()));
+  }
+  std::printf("\n");
+  std::printf("store: %lld transactions, %.1f writes each on average\n",
+              static_cast<long long>(transactions.load()),
+              static_cast<double>(writes.load()) / std::max<int64_t>(1, transactions.load()));
   if (!null_provider) {
     const double h2 = H2loadRate(sim_port, h2load_requests);
     std::printf("h2load against the same simulator: %.0f req/s; ratio %.2f\n", h2,

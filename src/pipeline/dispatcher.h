@@ -68,7 +68,9 @@ class Dispatcher {
   // Records the change and frees the job's queue slot.
   void Finish(const DeliveryJob& job, DeliveryUpdate update);
   void Record(DeliveryUpdate update);
-  void FlushUpdates();
+  // Hands the recorded changes to the store: all of them when forced, else only once there are
+  // enough of them or the oldest has waited long enough.
+  void FlushUpdates(bool force = true);
   void SendDone();
 
   Store* store_;
@@ -84,6 +86,7 @@ class Dispatcher {
 
   std::mutex updates_mu_;
   std::vector<DeliveryUpdate> updates_;
+  std::chrono::steady_clock::time_point oldest_update_;  // when updates_ got its first change
 
   std::atomic<bool> stopping_{false};
   std::atomic<size_t> in_flight_{0};
