@@ -10,6 +10,8 @@
 #include <chrono>
 #include <cstdint>
 #include <future>
+#include <random>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -70,6 +72,54 @@ TEST_P(QueueConformanceTest, EqualJobsComeOutInEnqueueOrder) {
   q->Push({Job(30, 2, kMinute), Job(10, 1, kMinute), Job(20, 3, kMinute, 10, Channel::kIos)});
   q->Push({Job(5, 1, kMinute), Job(40, 2, kMinute, 10, Channel::kSms)});
   EXPECT_THAT(Keys(q->Take(10, milliseconds(0))), ElementsAre(30, 10, 20, 5, 40));
+}
+
+// Broadcast-like runs (one deadline, enqueue order) interleaved with pushes earlier and later in
+// the order, taken while pushes go on: every take is the earliest job queued at that moment.
+TEST_P(QueueConformanceTest, OrderHoldsUnderInterleavedRunsAndOutOfOrderPushes) {
+  auto q = Open();
+  std::mt19937 rng(7);
+  struct Expected {
+    UnixMillis deadline;
+    int priority;
+    int64_t seq;
+    int64_t key;
+    bool operator<(const Expected& o) const {
+      if (deadline != o.deadline) return deadline < o.deadline;
+      if (priority != o.priority) return priority > o.priority;
+      return seq < o.seq;
+    }
+  };
+  std::set<Expected> model;
+  int64_t next_key = 1, seq = 0;
+  for (int round = 0; round < 300; ++round) {
+    std::vector<DeliveryJob> batch;
+    const UnixMillis deadline = (1 + static_cast<int>(rng() % 20)) * kMinute;
+    const auto priority = static_cast<uint8_t>(rng() % 3 == 0 ? 5 + rng() % 10 : 10);
+    const int run = static_cast<int>(rng() % 40);
+    for (int i = 0; i < run; ++i) batch.push_back(Job(next_key++, 1, deadline, priority));
+    for (int i = static_cast<int>(rng() % 3); i > 0; --i) {  // strays, before or after the run
+      batch.push_back(Job(next_key++, 1, (1 + static_cast<int>(rng() % 20)) * kMinute,
+                          static_cast<uint8_t>(rng() % 20)));
+    }
+    for (const DeliveryJob& j : batch) {
+      model.insert(Expected{j.deadline, j.priority, seq++, j.delivery});
+    }
+    q->Push(batch);
+    for (int takes = static_cast<int>(rng() % 30); takes > 0 && !model.empty(); --takes) {
+      std::vector<DeliveryJob> got = q->Take(1, milliseconds(0));
+      ASSERT_EQ(got.size(), 1u);
+      ASSERT_EQ(got[0].delivery, model.begin()->key) << "round " << round;
+      model.erase(model.begin());
+    }
+  }
+  while (!model.empty()) {
+    std::vector<DeliveryJob> got = q->Take(1, milliseconds(0));
+    ASSERT_EQ(got.size(), 1u);
+    ASSERT_EQ(got[0].delivery, model.begin()->key);
+    model.erase(model.begin());
+  }
+  EXPECT_THAT(q->Take(1, milliseconds(0)), IsEmpty());
 }
 
 TEST_P(QueueConformanceTest, TakeZeroTakesNothing) {

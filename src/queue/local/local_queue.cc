@@ -188,9 +188,13 @@ void LocalQueue::ToLaneLocked(const DeliveryJob& job, uint64_t rank) {
   }
   const Entry entry{job.delivery, job.notification, job.deadline, rank,
                     PackStartTry(job.not_before, job.attempt)};
-  PushGrowingSlowly(lane.heap, entry);
-  std::push_heap(lane.heap.begin(), lane.heap.end(), After{});
-  if (!lane.indexed || lane.heap.front().rank == rank) ReindexLocked(lane);
+  if (lane.run.empty() || !(entry < lane.run.back())) {
+    lane.run.push_back(entry);
+  } else {
+    PushGrowingSlowly(lane.heap, entry);
+    std::push_heap(lane.heap.begin(), lane.heap.end(), After{});
+  }
+  if (!lane.indexed || Head(lane).rank == rank) ReindexLocked(lane);
 }
 
 void LocalQueue::PromoteDueLocked(UnixMillis now) {
@@ -205,13 +209,13 @@ void LocalQueue::PromoteDueLocked(UnixMillis now) {
 
 void LocalQueue::ReindexLocked(Lane& lane) {
   std::set<LaneKey>& index = ready_[static_cast<size_t>(lane.channel)];
-  const bool wanted = !lane.heap.empty() && TenantOpen(*lane.tenant);
+  const bool wanted = !Empty(lane) && TenantOpen(*lane.tenant);
   if (!wanted) {
     if (lane.indexed) index.erase(lane.key);
     lane.indexed = false;
     return;
   }
-  const Entry& head = lane.heap.front();
+  const Entry& head = Head(lane);
   const LaneKey key{head.deadline, head.rank, &lane};
   if (lane.indexed) {
     // Re-key the node in place: no allocation on the hot path.
@@ -235,11 +239,22 @@ LocalQueue::Lane* LocalQueue::NextLaneLocked() {
   return best;
 }
 
+bool LocalQueue::HeadInRun(const Lane& lane) {
+  if (lane.run.empty()) return false;
+  return lane.heap.empty() || !(lane.heap.front() < lane.run.front());
+}
+
 DeliveryJob LocalQueue::TakeFromLocked(Lane& lane) {
-  std::pop_heap(lane.heap.begin(), lane.heap.end(), After{});
-  const Entry e = lane.heap.back();
-  lane.heap.pop_back();
-  ShrinkIfSparse(lane.heap);
+  Entry e;
+  if (HeadInRun(lane)) {
+    e = lane.run.front();
+    lane.run.pop_front();
+  } else {
+    std::pop_heap(lane.heap.begin(), lane.heap.end(), After{});
+    e = lane.heap.back();
+    lane.heap.pop_back();
+    ShrinkIfSparse(lane.heap);
+  }
 
   Tenant& tenant = *lane.tenant;
   ++tenant.in_flight;

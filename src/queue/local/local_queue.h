@@ -3,8 +3,12 @@
 // delivery again, and de-duplication absorbs any overlap with a fan-out that is resuming.
 //
 // Layout, so that Push and Take are O(log n) and a queued job costs about 60 bytes:
-//  - a lane per (tenant, channel): a binary heap of its due jobs in the order of the contract,
-//    40 bytes a job, grown by a quarter at a time;
+//  - a lane per (tenant, channel): its due jobs in the order of the contract, 40 bytes a job, in
+//    two parts: a run (a deque in order: every job that arrives no earlier in the order than the
+//    run's last one is appended, which is every job of a broadcast, since a fan-out pushes one
+//    deadline in enqueue order) and a binary heap (grown by a quarter at a time) for the others.
+//    The lane's next job is the earlier of the run's front and the heap's top: a million-job send
+//    is taken in O(1) from memory read in order, not through twenty levels of a heap;
 //  - per channel, an ordered index of the lanes that may give a job now (non-empty, tenant under
 //    its limit), keyed by each lane's head. Take compares the first lane of each channel that is
 //    under its limit (at most four) and takes that lane's head, so a tenant or channel at its
@@ -23,6 +27,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <iterator>
 #include <mutex>
 #include <set>
@@ -76,6 +81,7 @@ class LocalQueue final : public Queue {
   };
   struct Tenant;
   struct Lane {
+    std::deque<Entry> run;    // in order: each entry no earlier than the one before
     std::vector<Entry> heap;  // std::push_heap order, the next job at the front
     Tenant* tenant = nullptr;
     int64_t tenant_key = 0;
@@ -104,6 +110,11 @@ class LocalQueue final : public Queue {
   void PromoteDueLocked(UnixMillis now);
   void ReindexLocked(Lane& lane);
   Lane* NextLaneLocked();
+  static bool Empty(const Lane& lane) { return lane.run.empty() && lane.heap.empty(); }
+  static bool HeadInRun(const Lane& lane);  // whether the lane's next job is the run's front
+  static const Entry& Head(const Lane& lane) {
+    return HeadInRun(lane) ? lane.run.front() : lane.heap.front();
+  }
   DeliveryJob TakeFromLocked(Lane& lane);
   bool ReleaseLocked(int64_t delivery);
   bool TenantOpen(const Tenant& t) const;
