@@ -47,8 +47,8 @@ std::string NormalizeAddress(Provider p, std::string_view address) {
 
 MessageRecord::MessageRecord(size_t max_kept) : max_kept_(max_kept) {}
 
-size_t MessageRecord::ShardOf(std::string_view key) {
-  return std::hash<std::string_view>{}(key) % kShards;
+uint64_t MessageRecord::HashOf(std::string_view key) {
+  return std::hash<std::string_view>{}(key);  // 64-bit on the platforms we build for
 }
 
 void MessageRecord::Accept(RecordedMessage message, std::string_view dedupe_key) {
@@ -56,17 +56,18 @@ void MessageRecord::Accept(RecordedMessage message, std::string_view dedupe_key)
   Counters& c = counters_[p];
   c.accepted.fetch_add(1, std::memory_order_relaxed);
   {
-    std::string normalized = NormalizeAddress(message.provider, message.address);
-    Shard& shard = shards_[ShardOf(normalized)];
+    const uint64_t h = HashOf(NormalizeAddress(message.provider, message.address));
+    Shard& shard = shards_[h % kShards];
     std::lock_guard lock(shard.mu);
-    if (shard.addresses[p].insert(std::move(normalized)).second) {
+    if (shard.addresses[p].insert(static_cast<int64_t>(h))) {
       c.unique_addresses.fetch_add(1, std::memory_order_relaxed);
     }
   }
   if (!dedupe_key.empty()) {
-    Shard& shard = shards_[ShardOf(dedupe_key)];
+    const uint64_t h = HashOf(dedupe_key);
+    Shard& shard = shards_[h % kShards];
     std::lock_guard lock(shard.mu);
-    if (!shard.delivery_ids[p].emplace(dedupe_key).second) {
+    if (!shard.delivery_ids[p].insert(static_cast<int64_t>(h))) {
       c.duplicates.fetch_add(1, std::memory_order_relaxed);
     }
   }
@@ -108,8 +109,8 @@ ProviderStats MessageRecord::Stats(Provider p) const {
 void MessageRecord::Clear() {
   for (Shard& shard : shards_) {
     std::lock_guard lock(shard.mu);
-    for (auto& set : shard.addresses) set.clear();
-    for (auto& set : shard.delivery_ids) set.clear();
+    for (auto& set : shard.addresses) set = FlatKeySet{};
+    for (auto& set : shard.delivery_ids) set = FlatKeySet{};
   }
   {
     std::lock_guard lock(log_mu_);

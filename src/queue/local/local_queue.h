@@ -34,8 +34,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/flat_key_set.h"
 #include "model/notification.h"
-#include "queue/local/key_set.h"
 #include "queue/queue.h"
 
 namespace herald {

@@ -1,7 +1,8 @@
 // A set of int64 keys held in one flat array (open addressing, linear probing, backward-shift
 // deletion, no tombstones): 8 bytes a slot, between 1/8 and 3/4 full, so about 11-21 bytes a
 // key where std::unordered_set takes about 40. The local queue keeps every queued delivery key
-// in one, to ignore duplicates; the array grows and shrinks with the queue.
+// in one, to ignore duplicates; the array grows and shrinks with the queue. The simulator keeps
+// 64-bit hashes of addresses and delivery ids in them.
 //
 // Not thread-safe: the owner locks.
 #pragma once

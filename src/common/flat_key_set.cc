@@ -1,4 +1,4 @@
-#include "queue/local/key_set.h"
+#include "common/flat_key_set.h"
 
 #include <algorithm>
 #include <utility>
