@@ -97,6 +97,7 @@ TEST_P(QueueConformanceTest, OrderHoldsUnderInterleavedRunsAndOutOfOrderPushes) 
     const UnixMillis deadline = (1 + static_cast<int>(rng() % 20)) * kMinute;
     const auto priority = static_cast<uint8_t>(rng() % 3 == 0 ? 5 + rng() % 10 : 10);
     const int run = static_cast<int>(rng() % 40);
+    batch.reserve(static_cast<size_t>(run) + 2);
     for (int i = 0; i < run; ++i) batch.push_back(Job(next_key++, 1, deadline, priority));
     for (int i = static_cast<int>(rng() % 3); i > 0; --i) {  // strays, before or after the run
       batch.push_back(Job(next_key++, 1, (1 + static_cast<int>(rng() % 20)) * kMinute,
