@@ -60,6 +60,20 @@ Result<std::vector<DeliveryJob>> SqliteStore::ListUnfinishedDeliveries(int64_t a
   });
 }
 
+std::shared_ptr<const SqliteStore::NotificationText> SqliteStore::CachedText(
+    int64_t notification_pk) {
+  std::lock_guard lock(texts_mu_);
+  auto it = texts_.find(notification_pk);
+  return it == texts_.end() ? nullptr : it->second;
+}
+
+void SqliteStore::CacheText(int64_t notification_pk, std::shared_ptr<const NotificationText> text) {
+  constexpr size_t kMaxTexts = 1024;  // notifications being dispatched at once, plenty
+  std::lock_guard lock(texts_mu_);
+  if (texts_.size() >= kMaxTexts) texts_.clear();
+  texts_[notification_pk] = std::move(text);
+}
+
 Result<std::vector<DispatchTarget>> SqliteStore::LoadDispatchTargets(
     const std::vector<DeliveryJob>& jobs) {
   return NoThrow([&]() -> Result<std::vector<DispatchTarget>> {
@@ -67,11 +81,7 @@ Result<std::vector<DispatchTarget>> SqliteStore::LoadDispatchTargets(
     ReadPool::Lease conn = readers_->Acquire();
     ReadTxn txn(*conn);
     if (!txn.status().ok()) return txn.status().error();
-    struct Content {
-      std::string id, title, body;
-      UnixMillis accepted_at = 0;
-    };
-    std::map<int64_t, Content> contents;  // by notification pk
+    std::map<int64_t, std::shared_ptr<const NotificationText>> texts;  // by notification pk
     std::vector<DispatchTarget> out;
     out.reserve(jobs.size());
     for (const DeliveryJob& job : jobs) {
@@ -107,23 +117,29 @@ Result<std::vector<DispatchTarget>> SqliteStore::LoadDispatchTargets(
         if (!address.ok()) return DecryptFailed();
         t.address = std::move(*address);
       }
-      auto it = contents.find(notification_pk);
-      if (it == contents.end()) {
-        Stmt n = conn->Prepare(
-            "SELECT id, title_sealed, body_sealed, accepted_at FROM notifications WHERE pk = ?1");
-        n.Bind(1, notification_pk);
-        Result<bool> nrow = n.Next();
-        if (!nrow.ok()) return nrow.take_error();
-        if (!*nrow) continue;
-        Result<std::string> title = tenant->cipher->Open(n.Blob(1), "ntf:title");
-        Result<std::string> body = tenant->cipher->Open(n.Blob(2), "ntf:body");
-        if (!title.ok() || !body.ok()) return DecryptFailed();
-        it = contents.emplace(notification_pk, Content{n.Text(0), *title, *body, n.Int(3)}).first;
+      auto it = texts.find(notification_pk);
+      if (it == texts.end()) {
+        std::shared_ptr<const NotificationText> text = CachedText(notification_pk);
+        if (!text) {
+          Stmt n = conn->Prepare(
+              "SELECT id, title_sealed, body_sealed, accepted_at FROM notifications WHERE pk = ?1");
+          n.Bind(1, notification_pk);
+          Result<bool> nrow = n.Next();
+          if (!nrow.ok()) return nrow.take_error();
+          if (!*nrow) continue;
+          Result<std::string> title = tenant->cipher->Open(n.Blob(1), "ntf:title");
+          Result<std::string> body = tenant->cipher->Open(n.Blob(2), "ntf:body");
+          if (!title.ok() || !body.ok()) return DecryptFailed();
+          text = std::make_shared<const NotificationText>(
+              NotificationText{n.Text(0), std::move(*title), std::move(*body), n.Int(3)});
+          CacheText(notification_pk, text);
+        }
+        it = texts.emplace(notification_pk, std::move(text)).first;
       }
-      t.notification_id = it->second.id;
-      t.title = it->second.title;
-      t.body = it->second.body;
-      t.accepted_at = it->second.accepted_at;
+      t.notification_id = it->second->id;
+      t.title = it->second->title;
+      t.body = it->second->body;
+      t.accepted_at = it->second->accepted_at;
       out.push_back(std::move(t));
     }
     return out;
