@@ -174,6 +174,43 @@ TEST_P(StoreConformanceTest, DispatchTargetsTellWhatMayBeSentAndWhyNot) {
   }
 }
 
+TEST_P(StoreConformanceTest, DispatchTargetsAreExactlyTheJobsAskedForNeighboursOrNot) {
+  Tenant t = NewTenant();
+  for (int i = 0; i < 40; ++i) {
+    Put(MakeUser(t.id, "u" + std::to_string(i), {Dev(Channel::kIos, Token(100 + i))}, {"g"}));
+  }
+  Notification n = CreateN(store(), t, {"g"});
+  std::vector<DeliveryJob> jobs = FanOutAll(store(), n.id, 100);
+  ASSERT_EQ(jobs.size(), 40u);
+  std::sort(jobs.begin(), jobs.end(),
+            [](const DeliveryJob& a, const DeliveryJob& b) { return a.delivery < b.delivery; });
+  const auto ask = [&](const std::vector<DeliveryJob>& asked) {
+    Result<std::vector<DispatchTarget>> targets = store().LoadDispatchTargets(asked);
+    EXPECT_TRUE(targets.ok());
+    std::set<int64_t> got;
+    for (const DispatchTarget& d : *targets) {
+      EXPECT_TRUE(got.insert(d.delivery).second) << "twice: " << d.delivery;
+      EXPECT_EQ(d.address.size(), 64u);
+    }
+    return got;
+  };
+  // Every other one of neighbours: the ones in between are not asked for and not returned.
+  std::vector<DeliveryJob> alternate;
+  std::set<int64_t> want;
+  for (size_t i = 0; i < jobs.size(); i += 2) {
+    alternate.push_back(jobs[i]);
+    want.insert(jobs[i].delivery);
+  }
+  EXPECT_EQ(ask(alternate), want);
+  // Far apart (and one that does not exist): each found on its own.
+  DeliveryJob missing = jobs[0];
+  missing.delivery = jobs.back().delivery + 1'000'000;
+  EXPECT_EQ(ask({jobs.front(), jobs.back(), missing}),
+            (std::set<int64_t>{jobs.front().delivery, jobs.back().delivery}));
+  // The same job twice is one target.
+  EXPECT_EQ(ask({jobs[3], jobs[3]}), std::set<int64_t>{jobs[3].delivery});
+}
+
 TEST_P(StoreConformanceTest, UpdatesMoveStatusesAppendEventsAndCompleteTheNotification) {
   Tenant t = NewTenant();
   PutUserOutcome u = Put(MakeUser(

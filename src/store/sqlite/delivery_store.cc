@@ -1,5 +1,6 @@
 // SqliteStore methods for deliveries: what the dispatcher reads at the moment of sending, the
 // state changes it records, the listings of the API, receipts, and the queue's rebuild.
+#include <algorithm>
 #include <map>
 #include <utility>
 
@@ -84,22 +85,30 @@ Result<std::vector<DispatchTarget>> SqliteStore::LoadDispatchTargets(
     std::map<int64_t, std::shared_ptr<const NotificationText>> texts;  // by notification pk
     std::vector<DispatchTarget> out;
     out.reserve(jobs.size());
-    for (const DeliveryJob& job : jobs) {
-      Stmt q = conn->Prepare(
-          "SELECT d.status, d.external_id, d.device_id, d.channel, t.id, d.notification_pk, "
-          "u.pk IS NOT NULL, u.opt_in, u.consent_from, u.consent_until, "
-          "v.id IS NOT NULL, v.disabled, v.address_sealed "
-          "FROM deliveries d JOIN tenants t ON t.pk = d.tenant_pk "
-          "LEFT JOIN users u ON u.pk = d.user_pk AND u.tenant_pk = d.tenant_pk "
-          "AND u.external_id = d.external_id "
-          "LEFT JOIN devices v ON v.user_pk = d.user_pk AND v.id = d.device_id "
-          "WHERE d.pk = ?1");
-      q.Bind(1, job.delivery);
-      Result<bool> row = q.Next();
-      if (!row.ok()) return row.take_error();
-      if (!*row) continue;
+    std::vector<int64_t> keys;
+    keys.reserve(jobs.size());
+    for (const DeliveryJob& job : jobs) keys.push_back(job.delivery);
+    std::sort(keys.begin(), keys.end());
+    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    if (keys.empty()) return out;
+    // Jobs taken together are mostly neighbours in row-key order (a fan-out's pages): one range
+    // scan reads them when the range is not much wider than the jobs, else one look-up each.
+    const auto span = static_cast<size_t>(keys.back() - keys.front()) + 1;
+    const bool by_range = span <= 2 * keys.size() + 16;
+    constexpr std::string_view kSelect =
+        "SELECT d.status, d.external_id, d.device_id, d.channel, t.id, d.notification_pk, "
+        "u.pk IS NOT NULL, u.opt_in, u.consent_from, u.consent_until, "
+        "v.id IS NOT NULL, v.disabled, v.address_sealed, d.pk "
+        "FROM deliveries d JOIN tenants t ON t.pk = d.tenant_pk "
+        "LEFT JOIN users u ON u.pk = d.user_pk AND u.tenant_pk = d.tenant_pk "
+        "AND u.external_id = d.external_id "
+        "LEFT JOIN devices v ON v.user_pk = d.user_pk AND v.id = d.device_id ";
+    static const std::string kByRange = std::string(kSelect) + "WHERE d.pk BETWEEN ?1 AND ?2";
+    static const std::string kByKey = std::string(kSelect) + "WHERE d.pk = ?1";
+    // One row of the select below, for a job of this call: its target, in `out`.
+    auto take = [&](Stmt& q) -> Status {
       DispatchTarget t;
-      t.delivery = job.delivery;
+      t.delivery = q.Int(13);
       t.status = static_cast<DeliveryStatus>(q.Int(0));
       t.external_id = q.Text(1);
       t.device_id = q.Text(2);
@@ -109,12 +118,12 @@ Result<std::vector<DispatchTarget>> SqliteStore::LoadDispatchTargets(
       t.suppress_reason = SuppressReason(q.Int(6) != 0, q.Int(7) != 0, q.Int(8), q.Int(9),
                                          q.Int(10) != 0, q.Int(11) != 0, now);
       Result<TenantRef> tenant = tenants_.Get(t.tenant_id);
-      if (!tenant.ok()) return tenant.take_error();
+      if (!tenant.ok()) return tenant.error();
       if (t.suppress_reason.empty()) {
         std::string context = "addr:";
         context.append(ToString(t.channel));
         Result<std::string> address = tenant->cipher->Open(q.Blob(12), context);
-        if (!address.ok()) return DecryptFailed();
+        if (!address.ok()) return Status(DecryptFailed());
         t.address = std::move(*address);
       }
       auto it = texts.find(notification_pk);
@@ -125,11 +134,11 @@ Result<std::vector<DispatchTarget>> SqliteStore::LoadDispatchTargets(
               "SELECT id, title_sealed, body_sealed, accepted_at FROM notifications WHERE pk = ?1");
           n.Bind(1, notification_pk);
           Result<bool> nrow = n.Next();
-          if (!nrow.ok()) return nrow.take_error();
-          if (!*nrow) continue;
+          if (!nrow.ok()) return nrow.error();
+          if (!*nrow) return Status::Ok();
           Result<std::string> title = tenant->cipher->Open(n.Blob(1), "ntf:title");
           Result<std::string> body = tenant->cipher->Open(n.Blob(2), "ntf:body");
-          if (!title.ok() || !body.ok()) return DecryptFailed();
+          if (!title.ok() || !body.ok()) return Status(DecryptFailed());
           text = std::make_shared<const NotificationText>(
               NotificationText{n.Text(0), std::move(*title), std::move(*body), n.Int(3)});
           CacheText(notification_pk, text);
@@ -141,6 +150,29 @@ Result<std::vector<DispatchTarget>> SqliteStore::LoadDispatchTargets(
       t.body = it->second->body;
       t.accepted_at = it->second->accepted_at;
       out.push_back(std::move(t));
+      return Status::Ok();
+    };
+    if (by_range) {
+      Stmt q = conn->Prepare(kByRange);
+      q.Bind(1, keys.front()).Bind(2, keys.back());
+      for (;;) {
+        Result<bool> row = q.Next();
+        if (!row.ok()) return row.take_error();
+        if (!*row) break;
+        if (!std::binary_search(keys.begin(), keys.end(), q.Int(13))) continue;
+        Status s = take(q);
+        if (!s.ok()) return s.error();
+      }
+    } else {
+      for (int64_t key : keys) {
+        Stmt q = conn->Prepare(kByKey);
+        q.Bind(1, key);
+        Result<bool> row = q.Next();
+        if (!row.ok()) return row.take_error();
+        if (!*row) continue;
+        Status s = take(q);
+        if (!s.ok()) return s.error();
+      }
     }
     return out;
   });
