@@ -4,6 +4,7 @@
 // not fully understand (escapes, nulls, numbers, duplicate or unknown members, a refused value)
 // goes to the DOM path, which therefore decides every refusal and its message.
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <optional>
 
@@ -115,6 +116,8 @@ std::optional<User> ScanUser(std::string_view line, const UserDefaults& defaults
   Scanner in(line);
   if (!in.Take('{')) return std::nullopt;
   enum Member { kExternalId, kName, kOptIn, kFrom, kUntil, kDevices, kGroups, kMembers };
+  static constexpr std::array<std::string_view, kMembers> kNames = {
+      "external_id", "name", "opt_in", "consent_from", "consent_until", "devices", "groups"};
   bool seen[kMembers] = {};
   User user;
   std::optional<UnixMillis> from, until;
@@ -122,24 +125,9 @@ std::optional<User> ScanUser(std::string_view line, const UserDefaults& defaults
     if (!first && !in.Take(',')) return std::nullopt;
     std::string_view key;
     if (!in.ReadString(key) || !in.Take(':')) return std::nullopt;
-    Member m;
-    if (key == "external_id") {
-      m = kExternalId;
-    } else if (key == "name") {
-      m = kName;
-    } else if (key == "opt_in") {
-      m = kOptIn;
-    } else if (key == "consent_from") {
-      m = kFrom;
-    } else if (key == "consent_until") {
-      m = kUntil;
-    } else if (key == "devices") {
-      m = kDevices;
-    } else if (key == "groups") {
-      m = kGroups;
-    } else {
-      return std::nullopt;
-    }
+    const auto* name = std::find(kNames.begin(), kNames.end(), key);
+    if (name == kNames.end()) return std::nullopt;  // unknown member: the DOM path refuses it
+    const auto m = static_cast<Member>(name - kNames.begin());
     if (seen[m]) return std::nullopt;  // nlohmann keeps the last of duplicate members
     seen[m] = true;
     std::string_view text;

@@ -22,7 +22,8 @@ constexpr size_t kFlushAt = 64;
 constexpr auto kFlushAge = std::chrono::milliseconds(2);
 constexpr size_t kMinTake = 16;  // fewer jobs than this from a non-empty queue: wait 1 ms
 // Recorded changes handed to the store and not yet committed, above which no work is taken:
-// 0.25% of the jobs waiting in the queue, within these bounds.
+// 0.25% of the jobs waiting in the queue (1 / kQueueShare), within these bounds.
+constexpr size_t kQueueShare = 400;
 constexpr size_t kMinUnrecorded = 32;
 constexpr size_t kMaxUnrecorded = 2048;
 // The same share of the queue is the least the in-flight limit goes down to (up to this many).
@@ -115,7 +116,8 @@ void Dispatcher::Stop(std::chrono::milliseconds grace) {
 void Dispatcher::Run() {
   pthread_setname_np(pthread_self(), "dispatcher");
   while (!stopping_) {
-    const size_t limit = in_flight_limit();
+    const size_t queued = queue_->queued();  // read once a round: it takes the queue's lock
+    const size_t limit = LimitFor(queued);
     limit_gauge_.Set(static_cast<int64_t>(limit));
     // Fairness: no tenant takes more than its share (told to the queue only when it moves).
     if (options_.tenant_share > 0 && applied_limit_.exchange(limit) != limit) {
@@ -137,7 +139,7 @@ void Dispatcher::Run() {
     // waiting (0.25%, at least 32): a big send may risk a few hundred duplicates for throughput,
     // a small one only a few dozen.
     const size_t max_unrecorded =
-        std::clamp<size_t>(queue_->queued() / 400, kMinUnrecorded, kMaxUnrecorded);
+        std::clamp<size_t>(queued / kQueueShare, kMinUnrecorded, kMaxUnrecorded);
     if (unrecorded_.load() >= max_unrecorded) {
       FlushUpdates(/*force=*/false);
       std::unique_lock lock(idle_mu_);
@@ -158,13 +160,15 @@ void Dispatcher::Run() {
   }
 }
 
-size_t Dispatcher::in_flight_limit() const {
+size_t Dispatcher::in_flight_limit() const { return LimitFor(queue_->queued()); }
+
+size_t Dispatcher::LimitFor(size_t queued) const {
   // The latency-based limit keeps provider queues short; on a machine whose cores the providers
   // (or the simulator) share, it reads CPU contention as queueing and settles at its minimum,
   // where small batches make every send dearer. A deep queue may keep 0.25% of itself in flight
   // whatever the latency: what a crash can send twice stays the same share as for outcomes
   // waiting for the writer (kMinUnrecorded..kMaxUnrecorded above).
-  const size_t queue_floor = std::min<size_t>(queue_->queued() / 400, kMaxQueueFloor);
+  const size_t queue_floor = std::min<size_t>(queued / kQueueShare, kMaxQueueFloor);
   return std::min(options_.max_in_flight, std::max(limit_.limit(), queue_floor));
 }
 

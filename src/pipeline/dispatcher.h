@@ -61,6 +61,7 @@ class Dispatcher {
   size_t in_flight_limit() const;
 
  private:
+  size_t LimitFor(size_t queued) const;  // in_flight_limit() for a queue holding `queued`
   void Run();
   void Dispatch(const std::vector<DeliveryJob>& jobs);
   void OnOutcome(DeliveryJob job, int attempt, UnixMillis dispatched_at,

@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "crypto/crypto.h"
+#include "observe/log.h"
 
 namespace herald::providers {
 namespace {
@@ -104,6 +105,16 @@ std::string FormEncode(const std::vector<std::pair<std::string, std::string>>& f
     out += UrlEncode(k) + "=" + UrlEncode(v);
   }
   return out;
+}
+
+void AppendTitleAndBody(std::string& out, std::string_view title, std::string_view body) {
+  if (!title.empty()) {
+    out += R"("title":)";
+    out += observe::JsonQuote(title);
+    out += ',';
+  }
+  out += R"("body":)";
+  out += observe::JsonQuote(body);
 }
 
 std::string Base64(std::string_view data) {

@@ -52,6 +52,9 @@ Transport ReadTransport(ConfigReader& reader, std::string default_base_url);
 std::string UrlEncode(std::string_view s);
 std::string FormEncode(const std::vector<std::pair<std::string, std::string>>& fields);
 std::string Base64(std::string_view data);  // standard alphabet, padded (HTTP Basic auth)
+// Appends `"title":"…","body":"…"` (no title member when it is empty), JSON-quoted: the alert
+// members APNs and FCM share, written as text on their hot path.
+void AppendTitleAndBody(std::string& out, std::string_view title, std::string_view body);
 // Retry-After as seconds or an HTTP date; -1 when absent or unreadable.
 int RetryAfterMs(const net::HttpResponse& response);
 // A request that got no HTTP answer (connect failure, timeout, reset): retry.

@@ -78,13 +78,7 @@ class ApnsProvider final : public Provider {
     std::string& body = req.body;
     body.reserve(64 + m.title.size() + m.body.size() + m.delivery_id.size());
     body = R"({"aps":{"alert":{)";
-    if (!m.title.empty()) {
-      body += R"("title":)";
-      body += observe::JsonQuote(m.title);
-      body += ',';
-    }
-    body += R"("body":)";
-    body += observe::JsonQuote(m.body);
+    AppendTitleAndBody(body, m.title, m.body);
     body += R"(}},"delivery_id":)";
     body += observe::JsonQuote(m.delivery_id);
     body += '}';

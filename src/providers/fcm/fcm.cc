@@ -129,13 +129,7 @@ class FcmProvider final : public Provider {
     body = R"({"message":{"token":)";
     body += observe::JsonQuote(m.address);
     body += R"(,"notification":{)";
-    if (!m.title.empty()) {
-      body += R"("title":)";
-      body += observe::JsonQuote(m.title);
-      body += ',';
-    }
-    body += R"("body":)";
-    body += observe::JsonQuote(m.body);
+    AppendTitleAndBody(body, m.title, m.body);
     body += R"(},"data":{"delivery_id":)";
     body += observe::JsonQuote(m.delivery_id);
     body += R"(},"android":{"priority":")";
