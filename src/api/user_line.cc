@@ -30,6 +30,15 @@ class Scanner {
     SkipSpace();
     return p_ == end_;
   }
+  // Reads a JSON array of at most `max` elements, `element` reading each (false: refused).
+  template <typename F>
+  bool ReadArray(size_t max, F&& element) {
+    if (!Take('[')) return false;
+    for (size_t n = 0; !Take(']'); ++n) {
+      if ((n > 0 && !Take(',')) || n == max || !element()) return false;
+    }
+    return true;
+  }
   bool Take(char c) {
     SkipSpace();
     if (p_ == end_ || *p_ != c) return false;
@@ -154,22 +163,18 @@ std::optional<User> ScanUser(std::string_view line, const UserDefaults& defaults
         break;
       }
       case kDevices:
-        if (!in.Take('[')) return std::nullopt;
-        for (bool first_device = true; !in.Take(']'); first_device = false) {
-          if ((!first_device && !in.Take(',')) || user.devices.size() == kMaxDevicesPerUser) {
-            return std::nullopt;
-          }
-          if (!ScanDevice(in, user.devices.emplace_back())) return std::nullopt;
+        if (!in.ReadArray(kMaxDevicesPerUser,
+                          [&] { return ScanDevice(in, user.devices.emplace_back()); })) {
+          return std::nullopt;
         }
         break;
       case kGroups:
-        if (!in.Take('[')) return std::nullopt;
-        for (bool first_group = true; !in.Take(']'); first_group = false) {
-          if ((!first_group && !in.Take(',')) || user.groups.size() == kMaxGroups) {
-            return std::nullopt;
-          }
-          if (!in.ReadString(text) || !ValidateGroupKey(text, "").ok()) return std::nullopt;
-          user.groups.emplace_back(text);
+        if (!in.ReadArray(kMaxGroups, [&] {
+              if (!in.ReadString(text) || !ValidateGroupKey(text, "").ok()) return false;
+              user.groups.emplace_back(text);
+              return true;
+            })) {
+          return std::nullopt;
         }
         break;
       case kMembers: return std::nullopt;
