@@ -1,7 +1,9 @@
 #include "sim/h2_session.h"
 
 #include <algorithm>
+#include <array>
 #include <limits>
+#include <memory>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -9,10 +11,47 @@
 namespace herald::sim {
 
 struct H2Session::Stream {
+  Stream() {
+    request.h2 = true;
+    request.headers.reserve(16);
+  }
+  // Ready for another request; buffers keep their capacity, the header strings are kept in
+  // `spare_headers` to be assigned to in place.
+  void Reset() {
+    request.method.clear();
+    request.target.clear();
+    std::swap(request.headers, spare_headers);
+    request.headers.clear();
+    if (request.body.capacity() > kMaxKeptBody) {
+      std::string().swap(request.body);
+    } else {
+      request.body.clear();
+    }
+    request.body_too_large = false;
+    dispatched = false;
+    std::string().swap(response_body);
+    sent = 0;
+  }
+  void AddHeader(std::string_view name, std::string_view value) {
+    HeaderList& headers = request.headers;
+    const size_t i = headers.size();
+    if (i < spare_headers.size()) {
+      headers.push_back(std::move(spare_headers[i]));
+      headers.back().first.assign(name);
+      headers.back().second.assign(value);
+    } else {
+      headers.emplace_back(name, value);
+    }
+  }
+
+  static constexpr size_t kMaxKeptBody = 16 * 1024;  // larger bodies are not kept for reuse
   SimRequest request;
+  HeaderList spare_headers;
   bool dispatched = false;
   std::string response_body;
   size_t sent = 0;
+  Stream* prev = nullptr;  // the open streams' list
+  Stream* next = nullptr;
 };
 
 namespace {
@@ -56,7 +95,29 @@ H2Session::H2Session(RequestFn on_request) : on_request_(std::move(on_request)) 
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, 16 << 20);
 }
 
-H2Session::~H2Session() { nghttp2_session_del(session_); }
+H2Session::~H2Session() {
+  nghttp2_session_del(session_);
+  while (open_ != nullptr) {
+    Stream* next = open_->next;
+    delete open_;  // the open list owns its streams
+    open_ = next;
+  }
+}
+
+H2Session::Stream* H2Session::Find(int32_t stream_id) const {
+  return static_cast<Stream*>(nghttp2_session_get_stream_user_data(session_, stream_id));
+}
+
+void H2Session::Close(Stream* stream) {
+  (stream->prev != nullptr ? stream->prev->next : open_) = stream->next;
+  if (stream->next != nullptr) stream->next->prev = stream->prev;
+  --open_streams_;
+  std::unique_ptr<Stream> owned(stream);
+  if (spare_.size() < kMaxSpareStreams) {
+    owned->Reset();
+    spare_.push_back(std::move(owned));
+  }
+}
 
 bool H2Session::Receive(const uint8_t* data, size_t n) {
   ssize_t used = nghttp2_session_mem_recv(session_, data, n);
@@ -77,43 +138,64 @@ bool H2Session::Done() const {
 }
 
 void H2Session::Respond(int32_t stream_id, SimResponse response) {
-  auto it = streams_.find(stream_id);
-  if (it == streams_.end()) return;
-  Stream& stream = *it->second;
+  Stream* found = Find(stream_id);
+  if (found == nullptr) return;
+  Stream& stream = *found;
   const std::string status_name = ":status";
   const std::string status = std::to_string(response.status);
   const std::string length_name = "content-length";
   const std::string length = std::to_string(response.body.size());
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(response.headers.size() + 2);
-  nva.push_back(Nv(status_name, status));
-  for (const auto& [name, value] : response.headers) nva.push_back(Nv(name, value));
-  nva.push_back(Nv(length_name, length));
+  std::array<nghttp2_nv, 8> fixed;  // room for every answer the routes give
+  std::vector<nghttp2_nv> more;
+  const size_t count = response.headers.size() + 2;
+  nghttp2_nv* nva = fixed.data();
+  if (count > fixed.size()) {
+    more.resize(count);
+    nva = more.data();
+  }
+  size_t k = 0;
+  nva[k++] = Nv(status_name, status);
+  for (const auto& [name, value] : response.headers) nva[k++] = Nv(name, value);
+  nva[k++] = Nv(length_name, length);
   stream.response_body = std::move(response.body);
   stream.sent = 0;
   nghttp2_data_provider provider{};
   provider.source.ptr = &stream;
   provider.read_callback = &H2Session::ReadBody;
   // nghttp2 copies the header names and values, so the locals above may go.
-  nghttp2_submit_response(session_, stream_id, nva.data(), nva.size(),
+  nghttp2_submit_response(session_, stream_id, nva, count,
                           stream.response_body.empty() ? nullptr : &provider);
 }
 
 int H2Session::OnBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
-  auto stream = std::make_unique<Stream>();
-  stream->request.h2 = true;
-  Self(user_data)->streams_[frame->hd.stream_id] = std::move(stream);
+  H2Session* self = Self(user_data);
+  std::unique_ptr<Stream> stream;
+  if (self->spare_.empty()) {
+    stream = std::make_unique<Stream>();
+  } else {
+    stream = std::move(self->spare_.back());
+    self->spare_.pop_back();
+  }
+  if (nghttp2_session_set_stream_user_data(self->session_, frame->hd.stream_id, stream.get()) !=
+      0) {
+    return 0;
+  }
+  Stream* open = stream.release();  // owned by the open list until OnStreamClose
+  open->prev = nullptr;
+  open->next = self->open_;
+  if (self->open_ != nullptr) self->open_->prev = open;
+  self->open_ = open;
+  ++self->open_streams_;
   return 0;
 }
 
 int H2Session::OnHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
                         size_t namelen, const uint8_t* value, size_t valuelen, uint8_t,
                         void* user_data) {
-  auto& streams = Self(user_data)->streams_;
-  auto it = streams.find(frame->hd.stream_id);
-  if (it == streams.end()) return 0;
-  SimRequest& req = it->second->request;
+  Stream* stream = Self(user_data)->Find(frame->hd.stream_id);
+  if (stream == nullptr) return 0;
+  SimRequest& req = stream->request;
   std::string_view n(reinterpret_cast<const char*>(name), namelen);
   std::string_view v(reinterpret_cast<const char*>(value), valuelen);
   if (n == ":method") {
@@ -121,19 +203,18 @@ int H2Session::OnHeader(nghttp2_session*, const nghttp2_frame* frame, const uint
   } else if (n == ":path") {
     req.target = v;
   } else if (n == ":authority") {
-    req.headers.emplace_back("host", v);
+    stream->AddHeader("host", v);
   } else if (!n.empty() && n.front() != ':') {
-    req.headers.emplace_back(n, v);  // nghttp2 has checked that names are lower-case
+    stream->AddHeader(n, v);  // nghttp2 has checked that names are lower-case
   }
   return 0;
 }
 
 int H2Session::OnDataChunk(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data,
                            size_t len, void* user_data) {
-  auto& streams = Self(user_data)->streams_;
-  auto it = streams.find(stream_id);
-  if (it == streams.end()) return 0;
-  SimRequest& req = it->second->request;
+  Stream* stream = Self(user_data)->Find(stream_id);
+  if (stream == nullptr) return 0;
+  SimRequest& req = stream->request;
   if (req.body.size() + len > kMaxBodyBytes) {
     req.body_too_large = true;
   } else {
@@ -148,16 +229,21 @@ int H2Session::OnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* u
     return 0;
   }
   H2Session* self = Self(user_data);
-  auto it = self->streams_.find(frame->hd.stream_id);
-  if (it == self->streams_.end() || it->second->dispatched) return 0;
-  it->second->dispatched = true;
+  Stream* stream = self->Find(frame->hd.stream_id);
+  if (stream == nullptr || stream->dispatched) return 0;
+  stream->dispatched = true;
   // The handler may Respond() at once; the Stream (and its request) stays until closed.
-  self->on_request_(frame->hd.stream_id, it->second->request);
+  self->on_request_(frame->hd.stream_id, stream->request);
   return 0;
 }
 
-int H2Session::OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t, void* user_data) {
-  Self(user_data)->streams_.erase(stream_id);
+int H2Session::OnStreamClose(nghttp2_session* session, int32_t stream_id, uint32_t,
+                             void* user_data) {
+  H2Session* self = Self(user_data);
+  Stream* stream = self->Find(stream_id);
+  if (stream == nullptr) return 0;
+  nghttp2_session_set_stream_user_data(session, stream_id, nullptr);
+  self->Close(stream);
   return 0;
 }
 

@@ -12,7 +12,7 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <unordered_map>
+#include <vector>
 
 #include "sim/exchange.h"
 
@@ -39,7 +39,7 @@ class H2Session {
   void Respond(int32_t stream_id, SimResponse response);
   // True when neither side wants the connection any more.
   bool Done() const;
-  size_t open_streams() const { return streams_.size(); }
+  size_t open_streams() const { return open_streams_; }
 
  private:
   struct Stream;
@@ -51,10 +51,18 @@ class H2Session {
   static int OnStreamClose(nghttp2_session*, int32_t, uint32_t, void*);
   static ssize_t ReadBody(nghttp2_session*, int32_t, uint8_t*, size_t, uint32_t*,
                           nghttp2_data_source*, void*);
+  Stream* Find(int32_t stream_id) const;
+  void Close(Stream* stream);
 
+  // Streams are looked up through nghttp2's stream user data; this side owns them. Open ones
+  // are on an intrusive list (nghttp2_session_del reports no closes); closed ones are kept for
+  // reuse, so a request costs no Stream, header-list or string allocations once warm.
+  static constexpr size_t kMaxSpareStreams = 256;
   RequestFn on_request_;
   nghttp2_session* session_ = nullptr;
-  std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;
+  Stream* open_ = nullptr;  // head of the open streams' list
+  size_t open_streams_ = 0;
+  std::vector<std::unique_ptr<Stream>> spare_;
 };
 
 }  // namespace herald::sim

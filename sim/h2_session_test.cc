@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 #include <nghttp2/nghttp2.h>
 
+#include <algorithm>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -32,6 +34,19 @@ class Peer {
                       host = "sim", p = ":path";
     const nghttp2_nv nva[] = {Nv(m, get), Nv(s, http), Nv(a, host), Nv(p, path)};
     return nghttp2_submit_request(session_, nullptr, nva, std::size(nva), nullptr, nullptr);
+  }
+  // A POST with extra headers and, unless empty, a body.
+  int32_t Post(const std::string& path, const HeaderList& headers, const std::string& body) {
+    const std::string m = ":method", post = "POST", s = ":scheme", http = "http", a = ":authority",
+                      host = "sim", p = ":path";
+    std::vector<nghttp2_nv> nva = {Nv(m, post), Nv(s, http), Nv(a, host), Nv(p, path)};
+    for (const auto& [name, value] : headers) nva.push_back(Nv(name, value));
+    bodies_.push_back(std::make_unique<Body>(Body{body, 0}));
+    nghttp2_data_provider provider{};
+    provider.source.ptr = bodies_.back().get();
+    provider.read_callback = &Peer::ReadBody;
+    return nghttp2_submit_request(session_, nullptr, nva.data(), nva.size(),
+                                  body.empty() ? nullptr : &provider, nullptr);
   }
   void Reset(int32_t stream_id, uint32_t code) {
     nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream_id, code);
@@ -75,7 +90,22 @@ class Peer {
     return 0;
   }
 
+  struct Body {
+    std::string bytes;
+    size_t sent;
+  };
+  static ssize_t ReadBody(nghttp2_session*, int32_t, uint8_t* buf, size_t length,
+                          uint32_t* data_flags, nghttp2_data_source* source, void*) {
+    auto* body = static_cast<Body*>(source->ptr);
+    const size_t n = std::min(length, body->bytes.size() - body->sent);
+    std::copy_n(body->bytes.data() + body->sent, n, buf);
+    body->sent += n;
+    if (body->sent == body->bytes.size()) *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    return static_cast<ssize_t>(n);
+  }
+
   nghttp2_session* session_ = nullptr;
+  std::vector<std::unique_ptr<Body>> bodies_;
 };
 
 // Answers every request at once with `body`.
@@ -161,6 +191,58 @@ TEST(H2SessionTest, BodyEndsTheStreamOnData) {
   ASSERT_EQ(peer.header_flags.count(id), 1u);
   EXPECT_EQ(peer.header_flags[id] & NGHTTP2_FLAG_END_STREAM, 0);
   EXPECT_EQ(peer.closed, std::vector<int32_t>{id});
+}
+
+// Streams and their buffers are reused once closed: each request must still arrive with exactly
+// its own method, path, headers and body, whether it has fewer headers than the last one on a
+// reused stream, more, or no body after one with a body.
+TEST(H2SessionTest, ReusedStreamsCarryOnlyTheirOwnRequest) {
+  std::vector<SimRequest> seen;
+  H2Session session([&](int32_t id, const SimRequest& request) {
+    seen.push_back(request);
+    session.Respond(id, SimResponse{});
+  });
+  auto exchange = [&](Peer& peer) {
+    const std::string in = peer.Output();
+    ASSERT_TRUE(session.Receive(reinterpret_cast<const uint8_t*>(in.data()), in.size()));
+    std::string out;
+    session.TakeOutput(out);
+    ASSERT_TRUE(peer.Input(out));
+  };
+  const std::string long_value(300, 'v');
+  HeaderList many;
+  for (int i = 0; i < 20; ++i) many.emplace_back("x-h" + std::to_string(i), std::to_string(i));
+  struct Round {
+    std::string path;
+    HeaderList headers;
+    std::string body;
+  };
+  const std::vector<Round> rounds = {
+      {"/first",
+       {{"authorization", "bearer " + long_value}, {"apns-topic", "t"}},
+       std::string(500, 'b')},
+      {"/second", {{"content-type", "application/json"}}, ""},
+      {"/third", many, "{}"},
+      {"/fourth", {}, "x"},
+  };
+  Peer peer;
+  for (const Round& round : rounds) {
+    seen.clear();
+    for (int i = 0; i < 3; ++i) peer.Post(round.path, round.headers, round.body);
+    exchange(peer);
+    ASSERT_EQ(seen.size(), 3u) << round.path;
+    HeaderList expected = {{"host", "sim"}};
+    expected.insert(expected.end(), round.headers.begin(), round.headers.end());
+    for (const SimRequest& request : seen) {
+      EXPECT_EQ(request.method, "POST");
+      EXPECT_EQ(request.target, round.path);
+      EXPECT_EQ(request.headers, expected) << round.path;
+      EXPECT_EQ(request.body, round.body) << round.path;
+      EXPECT_FALSE(request.body_too_large);
+      EXPECT_TRUE(request.h2);
+    }
+    EXPECT_EQ(session.open_streams(), 0u);
+  }
 }
 
 }  // namespace

@@ -13,10 +13,12 @@ constexpr std::array<std::string_view, kProviderCount> kNames = {"apns",     "fc
 
 size_t Index(Provider p) { return static_cast<size_t>(p); }
 
+// ASCII only, like std::tolower in the "C" locale the simulator runs in.
 std::string Lower(std::string_view s) {
   std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
   return out;
 }
 

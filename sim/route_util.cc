@@ -129,8 +129,11 @@ std::string RandomUuid() {
   std::string hex = RandomHex(32);
   hex[12] = '4';
   hex[16] = "89ab"[HexDigitValue(hex[16]) & 3];
-  return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" +
-         hex.substr(16, 4) + "-" + hex.substr(20, 12);
+  std::string uuid;
+  uuid.reserve(36);
+  uuid.append(hex, 0, 8).append(1, '-').append(hex, 8, 4).append(1, '-').append(hex, 12, 4);
+  uuid.append(1, '-').append(hex, 16, 4).append(1, '-').append(hex, 20, 12);
+  return uuid;
 }
 
 bool IsUuid(std::string_view s) {

@@ -3,16 +3,14 @@
 // then the injected faults; then the push is accepted (200, apns-id echoed or minted).
 #include <algorithm>
 #include <cctype>
-#include <nlohmann/json.hpp>
 #include <string>
 
 #include "common/clock.h"
+#include "sim/push_body.h"
 #include "sim/routes.h"
 
 namespace herald::sim {
 namespace {
-
-using nlohmann::json;
 
 constexpr size_t kMaxPayload = 4096;
 constexpr size_t kMaxVoipPayload = 5120;
@@ -40,8 +38,9 @@ std::string_view ReasonForStatus(int status) {
 
 bool IsDeviceToken(std::string_view token) {
   return token.size() >= 64 && token.size() <= 200 &&
-         std::all_of(token.begin(), token.end(),
-                     [](unsigned char c) { return std::isxdigit(c) != 0; });
+         std::all_of(token.begin(), token.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+         });
 }
 
 bool IsDigits(std::string_view s) {
@@ -74,26 +73,6 @@ std::string_view HeaderProblem(const SimRequest& req) {
   return {};
 }
 
-// Pulls title and body out of aps.alert; false when the payload carries no alert (and is not a
-// background push).
-bool ReadAlert(const json& payload, bool background, std::string& title, std::string& body) {
-  if (!payload.is_object()) return false;
-  auto aps = payload.find("aps");
-  if (aps == payload.end() || !aps->is_object()) return false;
-  auto alert = aps->find("alert");
-  if (alert == aps->end()) return background && aps->contains("content-available");
-  if (alert->is_string()) {
-    body = alert->get<std::string>();
-    return true;
-  }
-  if (!alert->is_object()) return false;
-  if (auto t = alert->find("title"); t != alert->end() && t->is_string())
-    title = t->get<std::string>();
-  if (auto b = alert->find("body"); b != alert->end() && b->is_string())
-    body = b->get<std::string>();
-  return !alert->empty();
-}
-
 SimResponse Decide(SimState& state, const SimRequest& req, std::string_view device_token,
                    const FaultConfig& faults) {
   auto refuse = [&](SimResponse r) {
@@ -123,11 +102,8 @@ SimResponse Decide(SimState& state, const SimRequest& req, std::string_view devi
   if (req.body.size() > (push_type == "voip" ? kMaxVoipPayload : kMaxPayload)) {
     return refuse(ApnsError(413, "PayloadTooLarge"));
   }
-  std::string title, body;
-  json payload = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
-  if (!ReadAlert(payload, push_type == "background", title, body)) {
-    return refuse(ApnsError(400, "PayloadEmpty"));
-  }
+  ApnsAlert alert = CheckApnsAlert(req.body, push_type == "background");
+  if (!alert.ok) return refuse(ApnsError(400, "PayloadEmpty"));
   switch (RollFaults(faults)) {
     case FaultRoll::kNone: break;
     case FaultRoll::kThrottle: {
@@ -147,13 +123,17 @@ SimResponse Decide(SimState& state, const SimRequest& req, std::string_view devi
   std::string apns_id(req.Header("apns-id"));
   const bool client_id = !apns_id.empty();
   if (!client_id) apns_id = RandomUuid();
-  RecordedMessage m{
-      Provider::kApns,  std::string(device_token), apns_id,    client_id ? apns_id : std::string(),
-      std::move(title), std::move(body),           NowMillis()};
-  state.record.Accept(std::move(m), client_id ? apns_id : std::string());
+  RecordedMessage m{Provider::kApns,
+                    std::string(device_token),
+                    apns_id,
+                    client_id ? apns_id : std::string(),
+                    std::move(alert.title),
+                    std::move(alert.body),
+                    NowMillis()};
+  state.record.Accept(std::move(m), client_id ? std::string_view(apns_id) : std::string_view());
   SimResponse r;
   r.status = 200;
-  r.headers.emplace_back("apns-id", apns_id);
+  r.headers.emplace_back("apns-id", std::move(apns_id));
   r.hold = RollTimeoutAfterAccept(faults);
   return r;
 }

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/clock.h"
+#include "sim/push_body.h"
 #include "sim/routes.h"
 
 namespace herald::sim {
@@ -15,7 +16,6 @@ namespace {
 using nlohmann::json;
 
 constexpr int64_t kAccessTokenTtlS = 3600;
-constexpr size_t kMaxPayload = 4096;
 
 struct FcmCode {
   std::string_view status;      // google.rpc status
@@ -50,18 +50,6 @@ SimResponse OAuthError(std::string_view error, std::string_view description) {
   return JsonResponse(400, DumpJson(json{{"error", error}, {"error_description", description}}));
 }
 
-bool IsRegistrationToken(const std::string& t) {
-  return !t.empty() && t.size() <= 4096 && std::all_of(t.begin(), t.end(), [](unsigned char c) {
-    return std::isalnum(c) != 0 || c == '_' || c == ':' || c == '.' || c == '-';
-  });
-}
-
-std::string StringField(const json& obj, const char* key) {
-  if (!obj.is_object()) return {};
-  auto it = obj.find(key);
-  return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
 SimResponse Decide(SimState& state, const SimRequest& req, std::string_view project,
                    const FaultConfig& faults) {
   auto refuse = [&](SimResponse r) {
@@ -79,33 +67,8 @@ SimResponse Decide(SimState& state, const SimRequest& req, std::string_view proj
                            "Request had invalid authentication credentials. Expected OAuth 2 "
                            "access token, login cookie or other valid authentication credential."));
   }
-  json doc = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
-  if (!doc.is_object() || !doc.contains("message") || !doc["message"].is_object()) {
-    return refuse(FcmError(400, "Invalid JSON payload received: expected {\"message\":{...}}."));
-  }
-  const json& message = doc["message"];
-  std::string address = StringField(message, "token");
-  if (!IsRegistrationToken(address)) {
-    return refuse(FcmError(400, "The registration token is not a valid FCM registration token"));
-  }
-  const json notification = message.value("notification", json::object());
-  const json data = message.value("data", json::object());
-  if (!notification.is_object() || !data.is_object()) {
-    return refuse(FcmError(400, "Invalid value at 'message.notification' or 'message.data'."));
-  }
-  size_t payload = 0;
-  for (const auto& [key, value] : data.items()) {
-    if (!value.is_string()) {
-      return refuse(
-          FcmError(400, "Invalid value at 'message.data[" + key + "].value' (TYPE_STRING)"));
-    }
-    payload += key.size() + value.get_ref<const std::string&>().size();
-  }
-  std::string title = StringField(notification, "title");
-  std::string body = StringField(notification, "body");
-  if (payload + title.size() + body.size() > kMaxPayload) {
-    return refuse(FcmError(400, "Message is too big"));
-  }
+  FcmSend send = CheckFcmSend(req.body);
+  if (!send.error.empty()) return refuse(FcmError(400, send.error));
   switch (RollFaults(faults)) {
     case FaultRoll::kNone: break;
     case FaultRoll::kThrottle: {
@@ -119,17 +82,23 @@ SimResponse Decide(SimState& state, const SimRequest& req, std::string_view proj
                                                    : "Internal error encountered."));
     }
   }
-  if (faults.IsInvalid(Provider::kFcm, address)) {
+  if (faults.IsInvalid(Provider::kFcm, send.token)) {
     return refuse(FcmError(404, "Requested entity was not found."));
   }
 
   std::string id = "0:" + std::to_string(NowMillis()) + "%" + RandomHex(16);
-  std::string delivery_id = StringField(data, "delivery_id");
-  RecordedMessage m{Provider::kFcm,   address,         id,         delivery_id,
-                    std::move(title), std::move(body), NowMillis()};
+  std::string name;
+  name.reserve(32 + project.size() + id.size());
+  name.append("projects/").append(project).append("/messages/").append(id);
+  std::string response_body = "{\"name\":";
+  AppendJsonString(response_body, name);
+  response_body.push_back('}');
+  std::string delivery_id = send.delivery_id;
+  RecordedMessage m{
+      Provider::kFcm,        std::move(send.token), std::move(id), std::move(send.delivery_id),
+      std::move(send.title), std::move(send.body),  NowMillis()};
   state.record.Accept(std::move(m), delivery_id);
-  SimResponse r = JsonResponse(
-      200, DumpJson(json{{"name", "projects/" + std::string(project) + "/messages/" + id}}));
+  SimResponse r = JsonResponse(200, std::move(response_body));
   r.hold = RollTimeoutAfterAccept(faults);
   return r;
 }
