@@ -11,6 +11,7 @@
 // process: no network, no simulator. It measures what the pipeline itself (store, fan-out,
 // queue, dispatcher, events) can do, the ceiling the providers' side is measured against.
 #include <signal.h>
+#include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <regex>
 #include <string>
@@ -124,6 +126,26 @@ double H2loadRate(int port, int requests) {
   }
   std::fprintf(stderr, "h2load failed:\n%s\n", out.c_str());
   return 0;
+}
+
+// Counts the events the store holds, by stage, reading the closed database file itself: the
+// proof that every step of every delivery was written.
+std::map<std::string, int64_t> StoredEventsByStage(const std::string& path) {
+  std::map<std::string, int64_t> counts;
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+    sqlite3_stmt* q = nullptr;
+    if (sqlite3_prepare_v2(db, "SELECT stage, COUNT(*) FROM delivery_events GROUP BY stage", -1, &q,
+                           nullptr) == SQLITE_OK) {
+      while (sqlite3_step(q) == SQLITE_ROW) {
+        const auto stage = static_cast<DeliveryStatus>(sqlite3_column_int64(q, 0));
+        counts[std::string(ToString(stage))] = sqlite3_column_int64(q, 1);
+      }
+    }
+    sqlite3_finalize(q);
+  }
+  sqlite3_close_v2(db);
+  return counts;
 }
 
 int Main(int argc, char** argv) {
@@ -276,14 +298,6 @@ int Main(int argc, char** argv) {
   std::printf("accept->provider latency: p50 %.3f s, p99 %.3f s, max %.3f s\n", percentile(0.5),
               percentile(0.99), percentile(1.0));
   std::printf("peak RSS: %ld MiB\n", bench::PeakRssMiB());
-  std::printf("events by stage:");
-  for (const char* stage : {"dispatched", "retrying", "sent", "failed", "suppressed", "expired"}) {
-    std::printf(
-        " %s %llu", stage,
-        static_cast<unsigned long long>(
-            metrics.GetCounter("herald_delivery_events_total", "", {{"stage", stage}}).Value()));
-  }
-  std::printf("\n");
   std::printf("store: %lld transactions, %.1f writes each on average\n",
               static_cast<long long>(transactions.load()),
               static_cast<double>(writes.load()) / std::max<int64_t>(1, transactions.load()));
@@ -301,8 +315,21 @@ int Main(int argc, char** argv) {
     waitpid(sim_pid, nullptr, 0);
   }
   store.reset();
+  const std::map<std::string, int64_t> events = StoredEventsByStage((dir / "herald.db").string());
+  std::printf("events stored, by stage:");
+  for (const auto& [stage, count] : events) {
+    std::printf(" %s %lld", stage.c_str(), static_cast<long long>(count));
+  }
+  auto stored = [&](const char* stage) {
+    auto it = events.find(stage);
+    return it == events.end() ? int64_t{0} : it->second;
+  };
+  const bool every_event = stored("queued") == expected && stored("dispatched") >= expected &&
+                           stored("sent") == expected;
+  std::printf(" (%s)\n",
+              every_event ? "every delivery queued, dispatched and sent" : "EVENTS MISSING");
   std::filesystem::remove_all(dir);
-  return sent == expected ? 0 : 1;
+  return sent == expected && every_event ? 0 : 1;
 }
 
 }  // namespace

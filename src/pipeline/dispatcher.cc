@@ -296,6 +296,9 @@ void Dispatcher::Finish(const DeliveryJob& job, DeliveryUpdate update) {
 }
 
 void Dispatcher::Record(DeliveryUpdate update) {
+  if (update.dispatched_at != 0) {  // the attempt's dispatched event travels with this change
+    stage_counters_[static_cast<size_t>(DeliveryStatus::kDispatched)]->Inc();
+  }
   stage_counters_[static_cast<size_t>(update.stage)]->Inc();
   bool flush = false;
   {

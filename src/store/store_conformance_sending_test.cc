@@ -269,6 +269,70 @@ TEST_P(StoreConformanceTest, UpdatesMoveStatusesAppendEventsAndCompleteTheNotifi
   EXPECT_TRUE(unfinished->empty());
 }
 
+TEST_P(StoreConformanceTest, ABigBatchOfUpdatesKeepsEachDeliverysEventsInOrder) {
+  // 37 deliveries (no power of two), each changed twice in one batch: a retry, then the send of
+  // the second attempt, both carrying their dispatched event; a delivery's two changes are
+  // spread apart and the second round runs in reverse order.
+  Tenant t = NewTenant();
+  constexpr int kUsers = 37;
+  for (int i = 0; i < kUsers; ++i) {
+    Put(MakeUser(t.id, "b" + std::to_string(i), {Dev(Channel::kIos, Token(i))}, {"g"}));
+  }
+  Notification n = CreateN(store(), t, {"g"});
+  std::vector<DeliveryJob> jobs = FanOutAll(store(), n.id, 10);
+  ASSERT_EQ(jobs.size(), static_cast<size_t>(kUsers));
+  const UnixMillis now = NowMillis();
+  std::vector<DeliveryUpdate> updates;
+  for (const DeliveryJob& j : jobs) {
+    DeliveryUpdate u{j.delivery, DeliveryStatus::kRetrying, now + 1, "apns", 1, "retry: 503", "",
+                     false};
+    u.dispatched_at = now;
+    updates.push_back(u);
+  }
+  for (auto it = jobs.rbegin(); it != jobs.rend(); ++it) {
+    DeliveryUpdate u{it->delivery,
+                     DeliveryStatus::kSent,
+                     now + 3,
+                     "apns",
+                     2,
+                     "",
+                     "id-" + std::to_string(it->delivery),
+                     false};
+    u.dispatched_at = now + 2;
+    updates.push_back(u);
+  }
+  store().RecordDeliveryUpdates(std::move(updates));
+  Notification got = GetN(store(), t, n.id);
+  EXPECT_EQ(got.status, NotificationStatus::kCompleted);
+  EXPECT_EQ(Count(got, DeliveryStatus::kSent), kUsers);
+  Result<Page<Delivery>> sent =
+      store().ListDeliveries(t.id, n.id, DeliveryStatus::kSent, {"", 100});
+  ASSERT_OK(sent);
+  ASSERT_EQ(sent->items.size(), static_cast<size_t>(kUsers));
+  for (const Delivery& d : sent->items) {
+    EXPECT_EQ(d.attempts, 2);
+    EXPECT_EQ(d.provider, "apns");
+    EXPECT_EQ(d.provider_message_id, "id-" + std::to_string(*DeliveryKeyOf(d.id)));
+  }
+  for (int i = 0; i < kUsers; ++i) {
+    Result<Page<DeliveryEvent>> events =
+        store().ListUserEvents(t.id, "b" + std::to_string(i), {"", 10});
+    ASSERT_OK(events);
+    std::vector<DeliveryStatus> stages;
+    std::vector<int> attempts;
+    for (auto it = events->items.rbegin(); it != events->items.rend(); ++it) {  // oldest first
+      stages.push_back(it->stage);
+      attempts.push_back(it->attempt);
+    }
+    EXPECT_EQ(stages,
+              (std::vector<DeliveryStatus>{DeliveryStatus::kQueued, DeliveryStatus::kDispatched,
+                                           DeliveryStatus::kRetrying, DeliveryStatus::kDispatched,
+                                           DeliveryStatus::kSent}))
+        << "user b" << i;
+    EXPECT_EQ(attempts, (std::vector<int>{0, 1, 1, 2, 2})) << "user b" << i;
+  }
+}
+
 TEST_P(StoreConformanceTest, RecordedUpdatesSayWhenTheyAreDurable) {
   Tenant t = NewTenant();
   Put(MakeUser(t.id, "d", {Dev(Channel::kIos, Token(1))}, {"g"}));
