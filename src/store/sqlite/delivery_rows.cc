@@ -99,9 +99,34 @@ Status InsertUserDeliveries(Connection& conn, const DeliveryInsert& insert, int6
   return CollectJobs(w, insert, jobs);
 }
 
-Status AppendQueuedEvents(Connection& conn, EventSeq& seq, int64_t notification_pk,
-                          const std::vector<DeliveryJob>& jobs, UnixMillis now) {
+void CountDeltas::Add(int64_t notification_pk, int64_t status, int64_t n, UnixMillis at) {
+  Delta& d = deltas_[{notification_pk, status}];
+  d.n += n;
+  d.at = std::max(d.at, at);
+}
+
+Status CountDeltas::Apply(Connection& conn) {
+  for (const auto& [key, d] : deltas_) {
+    if (d.n == 0 && d.at == 0) continue;
+    Stmt w = conn.Prepare(
+        "INSERT INTO delivery_counts (notification_pk, status, n, last_at) VALUES (?1, ?2, ?3, ?4) "
+        "ON CONFLICT (notification_pk, status) DO UPDATE SET n = n + excluded.n, "
+        "last_at = MAX(last_at, excluded.last_at)");
+    w.Bind(1, key.first).Bind(2, key.second).Bind(3, d.n).Bind(4, d.at);
+    Status s = w.Run();
+    if (!s.ok()) return s;
+  }
+  deltas_.clear();
+  return Status::Ok();
+}
+
+Status RecordQueued(Connection& conn, EventSeq& seq, int64_t notification_pk,
+                    const std::vector<DeliveryJob>& jobs, UnixMillis now) {
   if (jobs.empty()) return Status::Ok();
+  CountDeltas counts;
+  counts.Add(notification_pk, kQueued, static_cast<int64_t>(jobs.size()), now);
+  Status counted = counts.Apply(conn);
+  if (!counted.ok()) return counted;
   int64_t first = jobs.front().delivery;
   int64_t last = first;
   for (const DeliveryJob& j : jobs) {
@@ -119,20 +144,33 @@ Status AppendQueuedEvents(Connection& conn, EventSeq& seq, int64_t notification_
   return w.Bind(6, last).Run();
 }
 
-Result<bool> ApplyDeliveryUpdate(Connection& conn, EventSeq& seq, const DeliveryUpdate& u) {
+Result<bool> ApplyDeliveryUpdate(Connection& conn, EventSeq& seq, CountDeltas& counts,
+                                 const DeliveryUpdate& u) {
   const auto stage_code = static_cast<int64_t>(u.stage);
   {
+    Stmt q = conn.Prepare("SELECT notification_pk, status FROM deliveries WHERE pk = ?1");
+    q.Bind(1, u.delivery);
+    Result<bool> row = q.Next();
+    if (!row.ok()) return row.take_error();
+    if (!*row) return false;
+    const int64_t from = q.Int(1);
     // A cancelled delivery is not dispatched or retried any more; anything else moves on.
+    if (from == static_cast<int64_t>(DeliveryStatus::kCancelled) &&
+        (u.stage == DeliveryStatus::kDispatched || u.stage == DeliveryStatus::kRetrying)) {
+      return false;
+    }
+    counts.Move(q.Int(0), from, stage_code, u.at);
+  }
+  {
     Stmt w = conn.Prepare(
         "UPDATE deliveries SET status = ?2, attempts = MAX(attempts, ?3), "
         "provider = CASE WHEN ?4 = '' THEN provider ELSE ?4 END, reason = ?5, "
         "provider_message_id = CASE WHEN ?6 = '' THEN provider_message_id ELSE ?6 END, "
-        "updated_at = ?7 WHERE pk = ?1 AND NOT (status = 8 AND ?2 IN (1, 4))");
+        "updated_at = ?7 WHERE pk = ?1");
     w.Bind(1, u.delivery).Bind(2, stage_code).Bind(3, int64_t{u.attempt}).Bind(4, u.provider);
     w.Bind(5, u.reason).Bind(6, u.provider_message_id).Bind(7, u.at);
     Status s = w.Run();
     if (!s.ok()) return s.take_error();
-    if (conn.Changes() == 0) return false;
   }
   Result<int64_t> n = seq.Take(conn, u.dispatched_at != 0 ? 2 : 1);
   if (!n.ok()) return n.take_error();
@@ -168,6 +206,8 @@ Result<int64_t> CancelOpenDeliveries(Connection& conn, EventSeq& seq, int64_t no
   {
     Stmt q =
         conn.Prepare("SELECT pk FROM deliveries WHERE notification_pk = ?1 AND status IN (0, 4)");
+    // (Reads every delivery of the notification: the index holds no queued ones. A cancel is
+    // rare and changes the open ones anyway.)
     q.Bind(1, notification_pk);
     for (;;) {
       Result<bool> row = q.Next();
@@ -176,15 +216,18 @@ Result<int64_t> CancelOpenDeliveries(Connection& conn, EventSeq& seq, int64_t no
       open.push_back(q.Int(0));
     }
   }
+  CountDeltas counts;
   for (int64_t pk : open) {
     DeliveryUpdate u;
     u.delivery = pk;
     u.stage = DeliveryStatus::kCancelled;
     u.at = now;
     u.reason = "cancelled_by_request";
-    Result<bool> r = ApplyDeliveryUpdate(conn, seq, u);
+    Result<bool> r = ApplyDeliveryUpdate(conn, seq, counts, u);
     if (!r.ok()) return r.take_error();
   }
+  Status counted = counts.Apply(conn);
+  if (!counted.ok()) return counted.take_error();
   return static_cast<int64_t>(open.size());
 }
 

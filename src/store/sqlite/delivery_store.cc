@@ -188,11 +188,12 @@ void SqliteStore::RecordDeliveryUpdates(std::vector<DeliveryUpdate> updates,
   if (durable) done = [durable = std::move(durable)](const Status&) { durable(); };
   writer_->Post(
       [this, updates = std::move(updates)](Connection& c) -> Status {
+        CountDeltas counts;
         for (const DeliveryUpdate& u : updates) {
-          Result<bool> r = ApplyDeliveryUpdate(c, event_seq_, u);
+          Result<bool> r = ApplyDeliveryUpdate(c, event_seq_, counts, u);
           if (!r.ok()) return r.take_error();
         }
-        return Status::Ok();
+        return counts.Apply(c);
       },
       std::move(done));
 }
@@ -219,16 +220,26 @@ Result<Page<Delivery>> SqliteStore::ListDeliveries(std::string_view tenant_id,
       if (!*row) return NotificationNotFound();
       pk = q.Int(0);
     }
-    Stmt q = status ? conn->Prepare(
+    // Queued and sent deliveries are most of a notification's: its deliveries are read in order
+    // and filtered. Any other status has an index of its own (the uncommon-status one, which
+    // SQLite uses only when the query states its condition).
+    const bool common =
+        status && (*status == DeliveryStatus::kQueued || *status == DeliveryStatus::kSent);
+    Stmt q = common ? conn->Prepare(
                           "SELECT pk, external_id, device_id, channel, status, attempts, "
                           "provider, provider_message_id, reason, deadline, updated_at "
                           "FROM deliveries WHERE notification_pk = ?1 AND status = ?4 AND "
                           "pk > ?2 ORDER BY pk LIMIT ?3")
-                    : conn->Prepare(
-                          "SELECT pk, external_id, device_id, channel, status, attempts, "
-                          "provider, provider_message_id, reason, deadline, updated_at "
-                          "FROM deliveries WHERE notification_pk = ?1 AND pk > ?2 "
-                          "ORDER BY pk LIMIT ?3");
+             : status ? conn->Prepare(
+                            "SELECT pk, external_id, device_id, channel, status, attempts, "
+                            "provider, provider_message_id, reason, deadline, updated_at "
+                            "FROM deliveries WHERE notification_pk = ?1 AND status = ?4 AND "
+                            "status NOT IN (0, 2) AND pk > ?2 ORDER BY pk LIMIT ?3")
+                      : conn->Prepare(
+                            "SELECT pk, external_id, device_id, channel, status, attempts, "
+                            "provider, provider_message_id, reason, deadline, updated_at "
+                            "FROM deliveries WHERE notification_pk = ?1 AND pk > ?2 "
+                            "ORDER BY pk LIMIT ?3");
     q.Bind(1, pk).Bind(2, *after).Bind(3, int64_t{limit + 1});
     if (status) q.Bind(4, static_cast<int64_t>(*status));
     Page<Delivery> out;
@@ -338,9 +349,10 @@ Status SqliteStore::RecordReceipt(std::string_view tenant_id, std::string_view p
       u.at = NowMillis();
       u.provider = p;
       u.reason = r;
-      Result<bool> applied = ApplyDeliveryUpdate(c, event_seq_, u);
+      CountDeltas counts;
+      Result<bool> applied = ApplyDeliveryUpdate(c, event_seq_, counts, u);
       if (!applied.ok()) return applied.take_error();
-      return Status::Ok();
+      return counts.Apply(c);
     });
   });
 }

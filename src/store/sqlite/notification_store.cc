@@ -202,8 +202,7 @@ Result<Notification> SqliteStore::GetNotification(std::string_view tenant_id,
     int64_t open = 0;
     {
       Stmt q = conn->Prepare(
-          "SELECT status, COUNT(*), MAX(updated_at) FROM deliveries WHERE notification_pk = ?1 "
-          "GROUP BY status");
+          "SELECT status, n, last_at FROM delivery_counts WHERE notification_pk = ?1");
       q.Bind(1, pk);
       for (;;) {
         Result<bool> row = q.Next();
@@ -312,7 +311,7 @@ Result<FanoutPage> SqliteStore::FanOutPage(std::string_view notification_id, int
         }
       }
       for (DeliveryJob& job : page.jobs) job.priority = static_cast<uint8_t>(n.priority);
-      Status e = AppendQueuedEvents(c, event_seq_, n.pk, page.jobs, now);
+      Status e = RecordQueued(c, event_seq_, n.pk, page.jobs, now);
       if (!e.ok()) return e;
       page.done = n.source > static_cast<int64_t>(n.groups.size());
       Stmt w = c.Prepare(

@@ -173,6 +173,30 @@ CREATE TABLE delivery_events (
   PRIMARY KEY (delivery_pk, seq)
 ) WITHOUT ROWID;
 )sql",
+    // ---- version 3: delivery counts kept by the writer ----
+    R"sql(
+-- How many deliveries of a notification are in each status, changed in the same transaction as
+-- the deliveries themselves; last_at is the latest time a delivery entered that status. Before
+-- this table every status change moved an entry of a (notification_pk, status) index, which
+-- cost a broadcast a fifth of the writer thread.
+CREATE TABLE delivery_counts (
+  notification_pk INTEGER NOT NULL,
+  status INTEGER NOT NULL,
+  n INTEGER NOT NULL,
+  last_at INTEGER NOT NULL,
+  PRIMARY KEY (notification_pk, status)
+) WITHOUT ROWID;
+INSERT INTO delivery_counts (notification_pk, status, n, last_at)
+  SELECT notification_pk, status, COUNT(*), MAX(updated_at) FROM deliveries
+  GROUP BY notification_pk, status;
+DROP INDEX deliveries_notification;
+CREATE INDEX deliveries_notification ON deliveries(notification_pk);
+-- Listings filtered by an uncommon status find their few deliveries here; queued (0) and sent
+-- (2), the statuses of nearly every delivery of a broadcast, are left out, so the move from one
+-- to the other touches no index.
+CREATE INDEX deliveries_uncommon_status ON deliveries(notification_pk, status)
+  WHERE status NOT IN (0, 2);
+)sql",
 };
 
 constexpr int kVersions = static_cast<int>(std::size(kMigrations));

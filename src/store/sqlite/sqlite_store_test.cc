@@ -64,6 +64,16 @@ class SqliteStoreTest : public ::testing::Test {
     return u;
   }
 
+  // A new tenant with the canary user in it; its id ("" after a failed assertion).
+  static std::string TenantWithCanary(Store& store) {
+    Result<Tenant> t = store.CreateTenant(Tenant{"", "Acme", 15, 30, 0, 0});
+    EXPECT_TRUE(t.ok());
+    if (!t.ok()) return "";
+    Result<PutUserOutcome> put = store.PutUser(CanaryUser(t->id));
+    EXPECT_TRUE(put.ok()) << ErrorText(put);
+    return t->id;
+  }
+
   // Runs SQL on the database file directly, behind the store's back.
   void RawExec(const std::string& sql) {
     sqlite3* db = nullptr;
@@ -162,6 +172,77 @@ TEST_F(SqliteStoreTest, ReopeningKeepsDataAndKeys) {
   EXPECT_EQ(store->GetUser(tenant_id, "canary")->devices.back().address, "fcm:1");
 }
 
+TEST_F(SqliteStoreTest, UpgradingFromVersion2CountsTheDeliveriesThereAre) {
+  // A version-2 database (no delivery_counts; a (notification_pk, status) index) with a
+  // notification of three deliveries in two statuses reopens with the counts rebuilt.
+  std::string tenant_id;
+  std::string notification_id;
+  UnixMillis sent_at = 0;
+  {
+    std::unique_ptr<Store> store = OpenOk(key_);
+    ASSERT_TRUE(store);
+    tenant_id = TenantWithCanary(*store);
+    ASSERT_FALSE(tenant_id.empty());
+    Notification n;
+    n.tenant_id = tenant_id;
+    n.title = "T";
+    n.body = "B";
+    n.to_groups = {"g"};
+    n.accepted_at = NowMillis();
+    n.deadline = n.accepted_at + 600'000;
+    n.request_hash = "h";
+    Result<CreatedNotification> created = store->CreateNotification(n);
+    ASSERT_TRUE(created.ok());
+    notification_id = created->notification.id;
+    Result<FanoutPage> page = store->FanOutPage(notification_id, 10);
+    ASSERT_TRUE(page.ok());
+    ASSERT_EQ(page->jobs.size(), 3u);
+    const int64_t first = page->jobs[0].delivery;
+    while (!page->done) {  // the fan-out ends with a page that finds nobody more
+      page = store->FanOutPage(notification_id, 10);
+      ASSERT_TRUE(page.ok());
+    }
+    sent_at = NowMillis() + 5;
+    store->RecordDeliveryUpdates(
+        {{first, DeliveryStatus::kSent, sent_at, "smtp", 1, "", "m1", false}});
+    ASSERT_TRUE(store->Flush().ok());
+  }
+  RawExec(
+      "DROP TABLE delivery_counts; DROP INDEX deliveries_notification;"
+      "DROP INDEX deliveries_uncommon_status;"
+      "CREATE INDEX deliveries_notification ON deliveries(notification_pk, status);"
+      "UPDATE schema_version SET version = 2;");
+  std::unique_ptr<Store> store = OpenOk(key_);
+  ASSERT_TRUE(store);
+  Result<Notification> got = store->GetNotification(tenant_id, notification_id);
+  ASSERT_TRUE(got.ok()) << ErrorText(got);
+  EXPECT_EQ(got->counts[static_cast<size_t>(DeliveryStatus::kQueued)], 2);
+  EXPECT_EQ(got->counts[static_cast<size_t>(DeliveryStatus::kSent)], 1);
+  EXPECT_EQ(got->status, NotificationStatus::kInProgress);
+  // ... and keeps counting from there.
+  Result<Page<Delivery>> queued =
+      store->ListDeliveries(tenant_id, notification_id, DeliveryStatus::kQueued, PageRequest{});
+  ASSERT_TRUE(queued.ok());
+  ASSERT_EQ(queued->items.size(), 2u);
+  std::vector<DeliveryUpdate> updates;
+  for (const Delivery& d : queued->items) {
+    updates.push_back({*DeliveryKeyOf(d.id), DeliveryStatus::kFailed, sent_at + 10, "smtp", 1,
+                       "rejected", "", false});
+  }
+  store->RecordDeliveryUpdates(std::move(updates));
+  ASSERT_TRUE(store->Flush().ok());
+  got = store->GetNotification(tenant_id, notification_id);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->counts[static_cast<size_t>(DeliveryStatus::kQueued)], 0);
+  EXPECT_EQ(got->counts[static_cast<size_t>(DeliveryStatus::kFailed)], 2);
+  EXPECT_EQ(got->status, NotificationStatus::kCompleted);
+  EXPECT_EQ(got->completed_at, sent_at + 10);
+  Result<Page<Delivery>> failed =
+      store->ListDeliveries(tenant_id, notification_id, DeliveryStatus::kFailed, PageRequest{});
+  ASSERT_TRUE(failed.ok());
+  EXPECT_EQ(failed->items.size(), 2u);
+}
+
 TEST_F(SqliteStoreTest, WrongMasterKeyIsRefused) {
   {
     std::unique_ptr<Store> store = OpenOk(key_);
@@ -182,10 +263,8 @@ TEST_F(SqliteStoreTest, UndecryptableDataFailsCleanly) {
   {
     std::unique_ptr<Store> store = OpenOk(key_);
     ASSERT_TRUE(store);
-    Result<Tenant> t = store->CreateTenant(Tenant{"", "Acme", 15, 30, 0, 0});
-    ASSERT_TRUE(t.ok());
-    tenant_id = t->id;
-    ASSERT_TRUE(store->PutUser(CanaryUser(tenant_id)).ok());
+    tenant_id = TenantWithCanary(*store);
+    ASSERT_FALSE(tenant_id.empty());
     User other = CanaryUser(tenant_id);
     other.external_id = "other";
     ASSERT_TRUE(store->PutUser(other).ok());
