@@ -224,6 +224,49 @@ TEST_F(ClientProtocolTest, ApnsCarriesTheDeliveryIdAsApnsIdAndCountsResendsAsDup
   EXPECT_EQ(Stats("apns")["unique_addresses"], 1);
 }
 
+// APNs refuses provider tokens older than an hour with 403 ExpiredProviderToken. The clock the
+// client mints its token by says "70 minutes ago" on its first reading (the token's iat), then
+// now + later_offset_ms from then on (a clock that was off and got corrected).
+std::unique_ptr<Provider> ApnsWithClock(net::HttpClient* client, const json& config,
+                                        UnixMillis later_offset_ms) {
+  auto readings = std::make_shared<std::atomic<int>>(0);
+  auto clock = [readings, later_offset_ms] {
+    const UnixMillis now = NowMillis();
+    return readings->fetch_add(1) == 0 ? now - 70 * 60 * 1000 : now + later_offset_ms;
+  };
+  auto p = MakeApns(config, client, clock);
+  EXPECT_TRUE(p.ok());
+  return p.ok() ? std::move(*p) : nullptr;
+}
+
+TEST_F(ClientProtocolTest, ApnsMintsANewTokenWhenApnsCallsItsTokenExpiredAndResends) {
+  // 30 minutes behind later: the stale token is then 40 minutes old for the client, short of
+  // its 50-minute refresh, so only APNs's answer can make it mint a new one.
+  auto provider = ApnsWithClock(client_.get(), Config("apns"), -30 * 60 * 1000);
+  ASSERT_NE(provider, nullptr);
+  SendResult r = SendOne(*provider, Msg(Channel::kIos, kApnsToken, "Hello", "World", "d-exp"));
+  EXPECT_EQ(r.outcome, Outcome::kAccepted) << r.reason;
+  EXPECT_EQ(Stats("apns")["refused"], 1);  // the first try, with the stale token
+  EXPECT_EQ(Stats("apns")["accepted"], 1);
+  // The new token serves the next push at once.
+  r = SendOne(*provider, Msg(Channel::kIos, kApnsToken, "Hello", "again", "d-exp-2"));
+  EXPECT_EQ(r.outcome, Outcome::kAccepted) << r.reason;
+  EXPECT_EQ(Stats("apns")["refused"], 1);
+}
+
+TEST_F(ClientProtocolTest, ApnsTriesOnlyOnceMoreWhenItsTokenStaysExpired) {
+  // The clock stays 70 minutes behind: whatever token the client holds is stale, and the push
+  // ends auth_error after one more try instead of looping.
+  auto provider = ApnsWithClock(client_.get(), Config("apns"), -70 * 60 * 1000);
+  ASSERT_NE(provider, nullptr);
+  SendResult r = SendOne(*provider, Msg(Channel::kIos, kApnsToken, "Hello", "World", "d-exp"));
+  EXPECT_EQ(r.outcome, Outcome::kAuthError);
+  EXPECT_EQ(r.http_status, 403);
+  EXPECT_EQ(r.reason, "ExpiredProviderToken");
+  EXPECT_EQ(Stats("apns")["refused"], 2);
+  EXPECT_EQ(Stats("apns")["accepted"], 0);
+}
+
 TEST_F(ClientProtocolTest, FcmFetchesOneAccessTokenForConcurrentMessages) {
   auto provider = Make(Config("fcm"));
   ASSERT_NE(provider, nullptr);

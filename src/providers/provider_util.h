@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/result.h"
 #include "net/http_client.h"
 #include "providers/provider.h"
@@ -80,7 +81,9 @@ class BatchCollector {
 // Registers the provider factories (one per folder) — see registry.cc.
 using ProviderFactory =
     std::function<Result<std::unique_ptr<Provider>>(const Json& config, net::HttpClient*)>;
-Result<std::unique_ptr<Provider>> MakeApns(const Json& config, net::HttpClient* client);
+// `now` is the clock the APNs provider token's age and `iat` are read from (tests move it).
+Result<std::unique_ptr<Provider>> MakeApns(const Json& config, net::HttpClient* client,
+                                           std::function<UnixMillis()> now = NowMillis);
 Result<std::unique_ptr<Provider>> MakeFcm(const Json& config, net::HttpClient* client);
 Result<std::unique_ptr<Provider>> MakeSmtp(const Json& config, net::HttpClient* client);
 Result<std::unique_ptr<Provider>> MakeSendGrid(const Json& config, net::HttpClient* client);

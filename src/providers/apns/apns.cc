@@ -17,14 +17,15 @@ class ApnsProvider final : public Provider {
  public:
   ApnsProvider(Transport transport, std::string team_id, std::string key_id, std::string topic,
                std::string push_type, std::shared_ptr<const JwtSigner> signer,
-               net::HttpClient* client)
+               net::HttpClient* client, std::function<UnixMillis()> now)
       : transport_(std::move(transport)),
         team_id_(std::move(team_id)),
         key_id_(std::move(key_id)),
         topic_(std::move(topic)),
         push_type_(std::move(push_type)),
         signer_(std::move(signer)),
-        client_(client) {}
+        client_(client),
+        now_(std::move(now)) {}
 
   std::string_view name() const override { return "apns"; }
   Channel channel() const override { return Channel::kIos; }
@@ -40,7 +41,7 @@ class ApnsProvider final : public Provider {
   // unless another request already replaced it.
   Result<std::string> Token(const std::string& stale = {}) {
     std::lock_guard lock(mu_);
-    const UnixMillis now = NowMillis();
+    const UnixMillis now = now_();
     const bool expired_by_apns = !stale.empty() && stale == token_;
     if (token_.empty() || now - minted_at_ >= kRefreshAfterMs ||
         (expired_by_apns && now - minted_at_ >= kMinRefreshMs / 20)) {
@@ -138,6 +139,7 @@ class ApnsProvider final : public Provider {
   std::string team_id_, key_id_, topic_, push_type_;
   std::shared_ptr<const JwtSigner> signer_;
   net::HttpClient* client_;
+  std::function<UnixMillis()> now_;
   std::mutex mu_;
   std::string token_;
   UnixMillis minted_at_ = 0;
@@ -145,7 +147,8 @@ class ApnsProvider final : public Provider {
 
 }  // namespace
 
-Result<std::unique_ptr<Provider>> MakeApns(const Json& config, net::HttpClient* client) {
+Result<std::unique_ptr<Provider>> MakeApns(const Json& config, net::HttpClient* client,
+                                           std::function<UnixMillis()> now) {
   ConfigReader reader(config);
   Transport transport = ReadTransport(reader, "https://api.push.apple.com");
   std::string team_id = reader.Required("team_id");
@@ -156,9 +159,9 @@ Result<std::unique_ptr<Provider>> MakeApns(const Json& config, net::HttpClient* 
   if (reader.error()) return *reader.error();
   auto signer = JwtSigner::Make(JwtSigner::Alg::kES256, key);
   if (!signer.ok()) return signer.take_error();
-  return std::unique_ptr<Provider>(new ApnsProvider(std::move(transport), std::move(team_id),
-                                                    std::move(key_id), std::move(topic),
-                                                    std::move(push_type), *signer, client));
+  return std::unique_ptr<Provider>(
+      new ApnsProvider(std::move(transport), std::move(team_id), std::move(key_id),
+                       std::move(topic), std::move(push_type), *signer, client, std::move(now)));
 }
 
 }  // namespace herald::providers
