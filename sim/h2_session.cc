@@ -1,7 +1,6 @@
 #include "sim/h2_session.h"
 
 #include <algorithm>
-#include <array>
 #include <limits>
 #include <memory>
 #include <string_view>
@@ -145,25 +144,18 @@ void H2Session::Respond(int32_t stream_id, SimResponse response) {
   const std::string status = std::to_string(response.status);
   const std::string length_name = "content-length";
   const std::string length = std::to_string(response.body.size());
-  std::array<nghttp2_nv, 8> fixed;  // room for every answer the routes give
-  std::vector<nghttp2_nv> more;
-  const size_t count = response.headers.size() + 2;
-  nghttp2_nv* nva = fixed.data();
-  if (count > fixed.size()) {
-    more.resize(count);
-    nva = more.data();
-  }
-  size_t k = 0;
-  nva[k++] = Nv(status_name, status);
-  for (const auto& [name, value] : response.headers) nva[k++] = Nv(name, value);
-  nva[k++] = Nv(length_name, length);
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(response.headers.size() + 2);
+  nva.push_back(Nv(status_name, status));
+  for (const auto& [name, value] : response.headers) nva.push_back(Nv(name, value));
+  nva.push_back(Nv(length_name, length));
   stream.response_body = std::move(response.body);
   stream.sent = 0;
   nghttp2_data_provider provider{};
   provider.source.ptr = &stream;
   provider.read_callback = &H2Session::ReadBody;
   // nghttp2 copies the header names and values, so the locals above may go.
-  nghttp2_submit_response(session_, stream_id, nva, count,
+  nghttp2_submit_response(session_, stream_id, nva.data(), nva.size(),
                           stream.response_body.empty() ? nullptr : &provider);
 }
 

@@ -109,20 +109,6 @@ void AssignString(std::string& out, const std::string* text) {
   }
 }
 
-bool IsRegistrationToken(const std::string& t) {
-  return !t.empty() && t.size() <= 4096 && std::all_of(t.begin(), t.end(), [](unsigned char c) {
-    return std::isalnum(c) != 0 || c == '_' || c == ':' || c == '.' || c == '-';
-  });
-}
-
-constexpr std::string_view kNoMessage =
-    "Invalid JSON payload received: expected {\"message\":{...}}.";
-constexpr std::string_view kBadToken =
-    "The registration token is not a valid FCM registration token";
-constexpr std::string_view kBadObjects =
-    "Invalid value at 'message.notification' or 'message.data'.";
-constexpr std::string_view kTooBig = "Message is too big";
-
 FcmSend Refused(std::string error) {
   FcmSend out;
   out.error = std::move(error);
@@ -134,17 +120,17 @@ FcmSend Refused(std::string error) {
 class FcmReader final : public PathReader {
  public:
   FcmSend Rules(bool parsed) && {
-    if (!parsed || !message_.object) return Refused(std::string(kNoMessage));
-    if (!IsRegistrationToken(message_.token)) return Refused(std::string(kBadToken));
+    if (!parsed || !message_.object) return Refused(std::string(kFcmNoMessage));
+    if (!IsFcmRegistrationToken(message_.token)) return Refused(std::string(kFcmBadToken));
     if (!message_.notification.object || !message_.data.object) {
-      return Refused(std::string(kBadObjects));
+      return Refused(std::string(kFcmBadObjects));
     }
     size_t payload = message_.notification.title.size() + message_.notification.body.size();
     for (const auto& [key, size] : message_.data.sizes) {  // in key order, as the DOM has them
       if (!size) return Refused("Invalid value at 'message.data[" + key + "].value' (TYPE_STRING)");
       payload += key.size() + *size;
     }
-    if (payload > kFcmMaxPayload) return Refused(std::string(kTooBig));
+    if (payload > kFcmMaxPayload) return Refused(std::string(kFcmTooBig));
     FcmSend out;
     out.token = std::move(message_.token);
     out.title = std::move(message_.notification.title);
@@ -270,6 +256,13 @@ class ApnsReader final : public PathReader {
 };
 
 }  // namespace
+
+bool IsFcmRegistrationToken(std::string_view token) {
+  return !token.empty() && token.size() <= 4096 &&
+         std::all_of(token.begin(), token.end(), [](unsigned char c) {
+           return std::isalnum(c) != 0 || c == '_' || c == ':' || c == '.' || c == '-';
+         });
+}
 
 FcmSend CheckFcmSend(std::string_view json_body) {
   FcmReader reader;

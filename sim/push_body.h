@@ -27,6 +27,19 @@ struct FcmSend {
 // The limit on message.data (keys and values) plus title and body, in bytes.
 inline constexpr size_t kFcmMaxPayload = 4096;
 
+// FCM's INVALID_ARGUMENT messages for the rules CheckFcmSend applies (a non-string data value
+// is named: "Invalid value at 'message.data[KEY].value' (TYPE_STRING)").
+inline constexpr std::string_view kFcmNoMessage =
+    "Invalid JSON payload received: expected {\"message\":{...}}.";
+inline constexpr std::string_view kFcmBadToken =
+    "The registration token is not a valid FCM registration token";
+inline constexpr std::string_view kFcmBadObjects =
+    "Invalid value at 'message.notification' or 'message.data'.";
+inline constexpr std::string_view kFcmTooBig = "Message is too big";
+
+// An FCM registration token: 1 to 4096 letters, digits and "_:.-".
+bool IsFcmRegistrationToken(std::string_view token);
+
 FcmSend CheckFcmSend(std::string_view json_body);
 
 // What an APNs payload's aps.alert says. `ok` is false when the payload carries no alert (and

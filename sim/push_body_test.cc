@@ -19,15 +19,6 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::string_view kNoMessage =
-    "Invalid JSON payload received: expected {\"message\":{...}}.";
-constexpr std::string_view kBadToken =
-    "The registration token is not a valid FCM registration token";
-constexpr std::string_view kBadObjects =
-    "Invalid value at 'message.notification' or 'message.data'.";
-
-constexpr std::string_view kTooBig = "Message is too big";
-
 FcmSend Refused(std::string_view error) {
   FcmSend out;
   out.error = error;
@@ -40,25 +31,19 @@ std::string StringField(const json& obj, const char* key) {
   return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
-bool IsRegistrationToken(const std::string& t) {
-  return !t.empty() && t.size() <= 4096 && std::all_of(t.begin(), t.end(), [](unsigned char c) {
-    return std::isalnum(c) != 0 || c == '_' || c == ':' || c == '.' || c == '-';
-  });
-}
-
 // The oracle: the FCM rules over nlohmann's DOM, which keeps the last of repeated members.
 FcmSend ReadFcmSendDom(std::string_view json_body) {
   json doc = json::parse(json_body, nullptr, /*allow_exceptions=*/false);
   if (!doc.is_object() || !doc.contains("message") || !doc["message"].is_object()) {
-    return Refused(kNoMessage);
+    return Refused(kFcmNoMessage);
   }
   const json& message = doc["message"];
   FcmSend out;
   out.token = StringField(message, "token");
-  if (!IsRegistrationToken(out.token)) return Refused(kBadToken);
+  if (!IsFcmRegistrationToken(out.token)) return Refused(kFcmBadToken);
   const json notification = message.value("notification", json::object());
   const json data = message.value("data", json::object());
-  if (!notification.is_object() || !data.is_object()) return Refused(kBadObjects);
+  if (!notification.is_object() || !data.is_object()) return Refused(kFcmBadObjects);
   size_t payload = 0;
   for (const auto& [key, value] : data.items()) {
     if (!value.is_string()) {
@@ -68,7 +53,7 @@ FcmSend ReadFcmSendDom(std::string_view json_body) {
   }
   out.title = StringField(notification, "title");
   out.body = StringField(notification, "body");
-  if (payload + out.title.size() + out.body.size() > kFcmMaxPayload) return Refused(kTooBig);
+  if (payload + out.title.size() + out.body.size() > kFcmMaxPayload) return Refused(kFcmTooBig);
   out.delivery_id = StringField(data, "delivery_id");
   return out;
 }
@@ -134,22 +119,26 @@ TEST(FcmSendTest, UnknownMembersAtAnyDepthAreIgnored) {
 }
 
 TEST(FcmSendTest, WrongShapesAreRefusedWithFcmMessages) {
-  EXPECT_EQ(Fcm(R"({"message":[]})").error, kNoMessage);
-  EXPECT_EQ(Fcm(R"({"message":"x"})").error, kNoMessage);
-  EXPECT_EQ(Fcm(R"({"msg":{"token":"t"}})").error, kNoMessage);
-  EXPECT_EQ(Fcm("{}").error, kNoMessage);
-  EXPECT_EQ(Fcm(R"({"message":{}})").error, kBadToken);
-  EXPECT_EQ(Fcm(R"({"message":{"token":7}})").error, kBadToken);
-  EXPECT_EQ(Fcm(R"({"message":{"token":""}})").error, kBadToken);
-  EXPECT_EQ(Fcm(R"({"message":{"token":"a b"}})").error, kBadToken);
-  EXPECT_EQ(Fcm(R"({"message":{"token":"a\u0020b"}})").error, kBadToken);
-  EXPECT_EQ(Fcm(R"({"message":{"token":"t","notification":[]}})").error, kBadObjects);
-  EXPECT_EQ(Fcm(R"({"message":{"token":"t","notification":null}})").error, kBadObjects);
-  EXPECT_EQ(Fcm(R"({"message":{"token":"t","data":"x"}})").error, kBadObjects);
+  EXPECT_EQ(Fcm(R"({"message":[]})").error, kFcmNoMessage);
+  EXPECT_EQ(Fcm(R"({"message":"x"})").error, kFcmNoMessage);
+  EXPECT_EQ(Fcm(R"({"msg":{"token":"t"}})").error, kFcmNoMessage);
+  EXPECT_EQ(Fcm("{}").error, kFcmNoMessage);
+  EXPECT_EQ(Fcm("{}").error, R"(Invalid JSON payload received: expected {"message":{...}}.)");
+  EXPECT_EQ(Fcm(R"({"message":{}})").error,
+            "The registration token is not a valid FCM registration token");
+  EXPECT_EQ(Fcm(R"({"message":{}})").error, kFcmBadToken);
+  EXPECT_EQ(Fcm(R"({"message":{"token":7}})").error, kFcmBadToken);
+  EXPECT_EQ(Fcm(R"({"message":{"token":""}})").error, kFcmBadToken);
+  EXPECT_EQ(Fcm(R"({"message":{"token":"a b"}})").error, kFcmBadToken);
+  EXPECT_EQ(Fcm(R"({"message":{"token":"a\u0020b"}})").error, kFcmBadToken);
+  EXPECT_EQ(Fcm(R"({"message":{"token":"t","notification":[]}})").error, kFcmBadObjects);
+  EXPECT_EQ(Fcm(R"({"message":{"token":"t","notification":null}})").error, kFcmBadObjects);
+  EXPECT_EQ(Fcm(R"({"message":{"token":"t","data":"x"}})").error, kFcmBadObjects);
   // The token is checked before the shapes, the shapes before the data values.
-  EXPECT_EQ(Fcm(R"({"message":{"data":{"a":1},"notification":[],"token":"!"}})").error, kBadToken);
+  EXPECT_EQ(Fcm(R"({"message":{"data":{"a":1},"notification":[],"token":"!"}})").error,
+            kFcmBadToken);
   EXPECT_EQ(Fcm(R"({"message":{"data":{"a":1},"notification":[],"token":"t"}})").error,
-            kBadObjects);
+            kFcmBadObjects);
 }
 
 TEST(FcmSendTest, NonStringDataValueIsNamedLeastKeyFirst) {
@@ -222,7 +211,7 @@ TEST(FcmSendTest, MalformedJsonIsRefusedAsNoMessage) {
            "{\"message\":{\"token\":\"t\",\"data\":{\"a\":\"\xed\xa0\x80\"}}}",
            "{\"message\":{\"token\":\"t\",\"data\":{\"a\":\"\xe2\x82\"}}}",
        }) {
-    EXPECT_EQ(Fcm(bad).error, kNoMessage) << bad;
+    EXPECT_EQ(Fcm(bad).error, kFcmNoMessage) << bad;
   }
 }
 
@@ -231,7 +220,7 @@ TEST(FcmSendTest, EscapedNamesExponentsBomDeepNestingAndNulFollowTheDom) {
   EXPECT_EQ(Fcm(R"({"message":{"t\u006fken":"t"}})").token, "t");
   // Exponents (which may overflow a double), a byte order mark, deep nesting, a top-level array.
   EXPECT_EQ(Fcm(R"({"message":{"token":"t","x":1e2}})").error, "");
-  EXPECT_EQ(Fcm(R"({"message":{"token":"t","x":1e999}})").error, kNoMessage);
+  EXPECT_EQ(Fcm(R"({"message":{"token":"t","x":1e999}})").error, kFcmNoMessage);
   EXPECT_EQ(Fcm("\xef\xbb\xbf{\"message\":{\"token\":\"t\"}}").error, "");
   const std::string deep = std::string(100, '[') + std::string(100, ']');
   EXPECT_EQ(Fcm(R"({"message":{"token":"t","x":)" + deep + "}}").error, "");
@@ -242,7 +231,7 @@ TEST(FcmSendTest, EscapedNamesExponentsBomDeepNestingAndNulFollowTheDom) {
   EXPECT_EQ(
       Fcm(R"({"message":{"token":"t","notification":{"x":{"y":{"z":[{"title":"no"}]}}}}})").title,
       "");
-  EXPECT_EQ(Fcm("[]").error, kNoMessage);
+  EXPECT_EQ(Fcm("[]").error, kFcmNoMessage);
   // nlohmann reads a NUL byte as the end of the text.
   EXPECT_EQ(Fcm(std::string_view("{\"message\":{\"token\":\"t\"}}\0]", 27)).error, "");
 }
@@ -250,8 +239,8 @@ TEST(FcmSendTest, EscapedNamesExponentsBomDeepNestingAndNulFollowTheDom) {
 // A repeated member name: the last one wins, and replaces all that the earlier one said.
 TEST(FcmSendTest, RepeatedMessageReplacesEverythingReadFromTheEarlierOne) {
   EXPECT_EQ(Fcm(R"({"message":5,"message":{"token":"t"}})").error, "");
-  EXPECT_EQ(Fcm(R"({"message":{"token":"t"},"message":[]})").error, kNoMessage);
-  EXPECT_EQ(Fcm(R"({"message":{"token":"t"},"message":{}})").error, kBadToken);
+  EXPECT_EQ(Fcm(R"({"message":{"token":"t"},"message":[]})").error, kFcmNoMessage);
+  EXPECT_EQ(Fcm(R"({"message":{"token":"t"},"message":{}})").error, kFcmBadToken);
   EXPECT_EQ(Fcm(R"({"message":{"token":"t","notification":[]},"message":{"token":"u"}})").token,
             "u");
   EXPECT_EQ(Fcm(R"({"message":{"token":"t","data":{"k":1}},"message":{"token":"t"}})").error, "");
@@ -270,7 +259,7 @@ TEST(FcmSendTest, RepeatedMessageReplacesEverythingReadFromTheEarlierOne) {
 
 TEST(FcmSendTest, RepeatedMessageMembersKeepTheLast) {
   EXPECT_EQ(Fcm(R"({"message":{"token":"a","token":"b"}})").token, "b");
-  EXPECT_EQ(Fcm(R"({"message":{"token":"a","token":5}})").error, kBadToken);
+  EXPECT_EQ(Fcm(R"({"message":{"token":"a","token":5}})").error, kFcmBadToken);
   EXPECT_EQ(Fcm(R"({"message":{"token":5,"token":"a"}})").token, "a");
 }
 
@@ -283,7 +272,7 @@ TEST(FcmSendTest, RepeatedNotificationReplacesTheEarlierOne) {
             "x");
   EXPECT_EQ(
       Fcm(R"({"message":{"token":"t","notification":{"title":"x"},"notification":null}})").error,
-      kBadObjects);
+      kFcmBadObjects);
   const std::string big_title = std::string(kFcmMaxPayload + 1, 'x');
   EXPECT_EQ(Fcm(R"({"message":{"token":"t","notification":{"title":")" + big_title +
                 R"("},"notification":{"title":"small"}}})")
@@ -293,7 +282,7 @@ TEST(FcmSendTest, RepeatedNotificationReplacesTheEarlierOne) {
       Fcm(R"({"message":{"token":"t","notification":{"title":"small"},"notification":{"title":")" +
           big_title + R"("}}})")
           .error,
-      kTooBig);
+      kFcmTooBig);
   // Within a notification: the last title, the last body.
   send = Fcm(
       R"({"message":{"token":"t","notification":{"title":"a","title":"b","body":"c","body":1}}})");
@@ -309,7 +298,7 @@ TEST(FcmSendTest, RepeatedDataReplacesTheEarlierOneAndItsSizeAndErrors) {
              std::string(kFcmMaxPayload, 'x') + R"("},"data":{"k":"v"}}})");
   EXPECT_EQ(send.error, "");
   EXPECT_EQ(send.delivery_id, "");
-  EXPECT_EQ(Fcm(R"({"message":{"token":"t","data":{"k":"v"},"data":"x"}})").error, kBadObjects);
+  EXPECT_EQ(Fcm(R"({"message":{"token":"t","data":{"k":"v"},"data":"x"}})").error, kFcmBadObjects);
   EXPECT_EQ(Fcm(R"({"message":{"token":"t","data":"x","data":{}}})").error, "");
   EXPECT_EQ(Fcm(R"({"message":{"token":"t","data":{"k":"v"},"data":{"a":[]}}})").error,
             "Invalid value at 'message.data[a].value' (TYPE_STRING)");
@@ -334,7 +323,7 @@ TEST(FcmSendTest, RepeatedDataKeysKeepTheLastValue) {
   EXPECT_EQ(Fcm(R"({"message":{"token":"t","data":{"k":"v","k":")" +
                 std::string(kFcmMaxPayload, 'x') + R"("}}})")
                 .error,
-            kTooBig);
+            kFcmTooBig);
   // Escaped and unescaped spellings of one key are one key.
   EXPECT_EQ(Fcm(R"({"message":{"token":"t","data":{"k":1,"\u006b":"v"}}})").error, "");
 }

@@ -154,7 +154,7 @@ void Dispatcher::Run() {
     // A few jobs while more wait means slots free up one at a time (at the in-flight limit or a
     // tenant's share of it): let them gather for a millisecond, so that the next take carries
     // a batch instead of each freed slot costing its own queue lock, store read and wake-up.
-    if (jobs.size() < kMinTake && queue_->queued() > 0) {
+    if (jobs.size() < kMinTake && queued > jobs.size()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   }

@@ -223,23 +223,17 @@ Result<Page<Delivery>> SqliteStore::ListDeliveries(std::string_view tenant_id,
     // Queued and sent deliveries are most of a notification's: its deliveries are read in order
     // and filtered. Any other status has an index of its own (the uncommon-status one, which
     // SQLite uses only when the query states its condition).
+    static const std::string kSelect =
+        "SELECT pk, external_id, device_id, channel, status, attempts, provider, "
+        "provider_message_id, reason, deadline, updated_at FROM deliveries "
+        "WHERE notification_pk = ?1 AND pk > ?2 ";
+    static const std::string kAll = kSelect + "ORDER BY pk LIMIT ?3";
+    static const std::string kCommon = kSelect + "AND status = ?4 ORDER BY pk LIMIT ?3";
+    static const std::string kUncommon =
+        kSelect + "AND status = ?4 AND status NOT IN (0, 2) ORDER BY pk LIMIT ?3";
     const bool common =
         status && (*status == DeliveryStatus::kQueued || *status == DeliveryStatus::kSent);
-    Stmt q = common ? conn->Prepare(
-                          "SELECT pk, external_id, device_id, channel, status, attempts, "
-                          "provider, provider_message_id, reason, deadline, updated_at "
-                          "FROM deliveries WHERE notification_pk = ?1 AND status = ?4 AND "
-                          "pk > ?2 ORDER BY pk LIMIT ?3")
-             : status ? conn->Prepare(
-                            "SELECT pk, external_id, device_id, channel, status, attempts, "
-                            "provider, provider_message_id, reason, deadline, updated_at "
-                            "FROM deliveries WHERE notification_pk = ?1 AND status = ?4 AND "
-                            "status NOT IN (0, 2) AND pk > ?2 ORDER BY pk LIMIT ?3")
-                      : conn->Prepare(
-                            "SELECT pk, external_id, device_id, channel, status, attempts, "
-                            "provider, provider_message_id, reason, deadline, updated_at "
-                            "FROM deliveries WHERE notification_pk = ?1 AND pk > ?2 "
-                            "ORDER BY pk LIMIT ?3");
+    Stmt q = conn->Prepare(!status ? kAll : common ? kCommon : kUncommon);
     q.Bind(1, pk).Bind(2, *after).Bind(3, int64_t{limit + 1});
     if (status) q.Bind(4, static_cast<int64_t>(*status));
     Page<Delivery> out;
