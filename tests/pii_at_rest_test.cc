@@ -211,8 +211,10 @@ TEST(PiiAtRestTest, NoPersonalDataInAnyDataFileOrLogAndItSurvivesARestart) {
 
   // Provider credentials are stored encrypted too, and never shown again.
   const std::string provider_secret = "SG.ZebulonProviderSecret-4f9a2c81";
-  r = admin.Put("/v1/tenants/" + tenant.tenant_id + "/providers/email",
-                {{"providers", {{{"name", "sendgrid"}, {"api_key", provider_secret}}}}});
+  r = admin.Put(
+      "/v1/tenants/" + tenant.tenant_id + "/providers/email",
+      {{"providers",
+        {{{"name", "sendgrid"}, {"api_key", provider_secret}, {"from", "noreply@example.com"}}}}});
   ASSERT_EQ(r.status, 200) << r.Describe();
   EXPECT_EQ(r.body.find(provider_secret), std::string::npos) << r.body;
   r = admin.Get("/v1/tenants/" + tenant.tenant_id + "/providers/email");

@@ -30,7 +30,8 @@ constexpr const char* kA1Fcm = "fcm-token-of-tenant-a:ISOLATION_1";
 class TenantIsolationTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    server_ = new HeraldProcess();
+    // Every route is tried with wrong credentials here: more failures than a client may make.
+    server_ = new HeraldProcess(HeraldOptions{.args = {"--auth-failures-per-minute", "100000"}});
     ASSERT_TRUE(server_->Start()) << server_->last_error();
   }
   static void TearDownTestSuite() {
@@ -77,7 +78,10 @@ class TenantIsolationTest : public ::testing::Test {
     r = ca_->Post("/v1/groups/shared/members", json{{"users", {"a-3"}}});
     ASSERT_EQ(r.status, 200) << r.Describe();
     r = admin_->Put("/v1/tenants/" + a_.tenant_id + "/providers/email",
-                    json{{"providers", {{{"name", "smtp"}}}}});
+                    json{{"providers",
+                          {{{"name", "smtp"},
+                            {"url", "smtp://mail.tenant-a.example:587"},
+                            {"from", "noreply@tenant-a.example"}}}}});
     ASSERT_EQ(r.status, 200) << r.Describe();
   }
 

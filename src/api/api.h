@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "api/rate_limiter.h"
 #include "http/handler.h"
 #include "observe/metrics.h"
 #include "store/store.h"
@@ -29,6 +30,18 @@ struct ApiOptions {
       receipt_secret;
   // The externally visible base URL (scheme://host:port) that signed callback URLs are built on.
   std::string public_url;
+  // Checks a provider settings document before PUT /v1/tenants/{id}/providers/{channel}
+  // stores it (every provider builds, every URL passes the destination policy); its error is
+  // the answer. May be empty (then only the provider names are checked).
+  std::function<Status(std::string_view config_json)> check_provider_settings;
+  // Called after a tenant's provider settings for a channel were stored, so that the next
+  // send uses them. May be empty.
+  std::function<void(const std::string& tenant_id, Channel channel)> on_provider_settings;
+  // Quotas and their defaults (api/rate_limiter.h).
+  RateLimiterOptions rate_limits;
+  // A receipt whose provider signs a timestamp (Vonage, SendGrid) is refused when it was signed
+  // more than this many seconds before or after now: a replay.
+  int receipt_tolerance_s = 300;
 };
 
 // Owns nothing but its options; the store and the registry must outlive it. Thread-safe.

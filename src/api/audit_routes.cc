@@ -1,5 +1,6 @@
 // GET /v1/audit — the tenant's audit trail, newest first.
 #include "api/routing.h"
+#include "common/sealed_ids.h"
 
 namespace herald::api {
 
@@ -17,7 +18,7 @@ void RegisterAuditRoutes(Router& router, ApiContext& ctx) {
          if (!records.ok()) return ErrorResponse(records.error());
          Json items = Json::array();
          for (const auto& r : records->items) {
-           items.push_back({{"id", r.id},
+           items.push_back({{"id", "aud_" + SealRowKey('a', r.id)},
                             {"at", FormatRfc3339(r.at)},
                             {"actor", r.actor},
                             {"method", r.method},

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <future>
 #include <memory>
@@ -61,6 +62,18 @@ struct ParsedChunk {
   std::vector<size_t> id_hashes;    // of the users' external ids, sorted
 };
 
+// One line, never throwing: a line the reader cannot handle is that line's refusal, not the
+// import's failure (the lines before it may be stored already).
+Result<User> ReadLine(std::string_view line, const UserDefaults& defaults) {
+  try {
+    return ReadUserLine(line, defaults);
+  } catch (const std::exception&) {
+    return MakeError(ErrorKind::kInvalid, "unreadable_line",
+                     "This line could not be read as a user; check it against the PUT "
+                     "/v1/users/{external_id} body.");
+  }
+}
+
 ParsedChunk Parse(RawChunk chunk, const std::string& tenant_id, const UserDefaults& defaults) {
   ParsedChunk out;
   out.users.reserve(chunk.lines.size());
@@ -69,7 +82,7 @@ ParsedChunk Parse(RawChunk chunk, const std::string& tenant_id, const UserDefaul
   out.refusals = std::move(chunk.refusals);
   for (const RawChunk::Line& line : chunk.lines) {
     Result<User> user =
-        ReadUserLine(std::string_view(chunk.text).substr(line.begin, line.size), defaults);
+        ReadLine(std::string_view(chunk.text).substr(line.begin, line.size), defaults);
     if (!user.ok()) {
       out.refusals.push_back(Refusal{line.number, user.take_error()});
       continue;
@@ -187,17 +200,24 @@ class ImportSink final : public http::BodySink {
     }
     Dispatch();
     while (!chunks_.empty()) Collect();
-    if (failed_) return ErrorResponse(failure_);
+    // Lines already stored stay stored: once any were, the answer reports them (200) with what
+    // stopped the import, never an error status the client would read as "nothing happened".
+    const bool stored = created_ + replaced_ > 0;
+    if (failed_ && !stored) return ErrorResponse(failure_);
     Json errors = Json::array();
     for (const auto& [line, e] : errors_) {
       errors.push_back(
           {{"line", line}, {"code", e.code}, {"message", e.message}, {"field", e.field}});
     }
-    Json body{{"lines", lines_},       {"created", created_},
-              {"replaced", replaced_}, {"refused", refused_},
-              {"errors", errors},      {"errors_truncated", refused_ > errors_.size()},
-              {"complete", complete}};
-    return JsonResponse(complete ? 200 : 400, body);
+    Json body{{"lines", lines_},
+              {"created", created_},
+              {"replaced", replaced_},
+              {"refused", refused_},
+              {"errors", errors},
+              {"errors_truncated", refused_ > errors_.size()},
+              {"complete", complete && !failed_}};
+    if (failed_) body["error"] = ErrorJson(failure_);
+    return JsonResponse((complete && !failed_) || stored ? 200 : 400, body);
   }
 
  private:

@@ -1,11 +1,17 @@
 #include "api/json_body.h"
 
+#include <algorithm>
+#include <exception>
 #include <string>
+#include <vector>
 
 namespace herald::api {
 namespace {
 
 struct TooDeep {};
+struct DuplicateKey {
+  std::string key;
+};
 
 Error Invalid(std::string code, std::string message, std::string_view field) {
   return MakeError(ErrorKind::kInvalid, std::move(code), std::move(message), std::string(field));
@@ -35,20 +41,43 @@ std::string_view JsonTypeName(const Json& v) {
 }
 
 Result<Json> ParseJson(std::string_view text) {
+  // The members seen so far of each object being read, innermost last: RFC 8259 leaves
+  // duplicate names to the reader, and a reader that silently keeps the last one lets two
+  // parties read one document differently (a signature checked over one value, the other used).
+  std::vector<std::vector<std::string>> open_objects;
   try {
-    auto depth_guard = [](int depth, Json::parse_event_t event, Json&) {
-      if ((event == Json::parse_event_t::object_start ||
-           event == Json::parse_event_t::array_start) &&
-          depth >= kMaxJsonDepth) {
-        throw TooDeep{};
+    auto guard = [&open_objects](int depth, Json::parse_event_t event, Json& parsed) {
+      switch (event) {
+        case Json::parse_event_t::object_start:
+          if (depth >= kMaxJsonDepth) throw TooDeep{};
+          open_objects.emplace_back();
+          break;
+        case Json::parse_event_t::array_start:
+          if (depth >= kMaxJsonDepth) throw TooDeep{};
+          break;
+        case Json::parse_event_t::object_end:
+          if (!open_objects.empty()) open_objects.pop_back();
+          break;
+        case Json::parse_event_t::key: {
+          auto& seen = open_objects.back();
+          const auto& key = parsed.get_ref<const std::string&>();
+          if (std::find(seen.begin(), seen.end(), key) != seen.end()) throw DuplicateKey{key};
+          seen.push_back(key);
+          break;
+        }
+        default: break;
       }
       return true;
     };
-    return Json::parse(text.begin(), text.end(), depth_guard);
+    return Json::parse(text.begin(), text.end(), guard);
   } catch (const TooDeep&) {
     return MakeError(ErrorKind::kMalformed, "json_too_deep",
                      "The JSON body nests deeper than " + std::to_string(kMaxJsonDepth) +
                          " levels; flatten it.");
+  } catch (const DuplicateKey& d) {
+    return Invalid(
+        "duplicate_field",
+        "The member \"" + d.key + "\" appears twice in one object; send each member once.", d.key);
   } catch (const Json::parse_error& e) {
     std::string what = e.what();
     // nlohmann's message names the byte position and the problem (including ill-formed UTF-8).
@@ -56,6 +85,13 @@ Result<Json> ParseJson(std::string_view text) {
     return MakeError(
         ErrorKind::kMalformed, "malformed_json",
         "The body is not valid JSON: " + (pos == std::string::npos ? what : what.substr(pos)));
+  } catch (const Json::out_of_range&) {
+    // nlohmann's out_of_range.406: a number (1e400, -1e400) beyond a double's range.
+    return MakeError(ErrorKind::kMalformed, "number_out_of_range",
+                     "The body holds a number beyond the range of a 64-bit float (about "
+                     "1.8e308); send numbers within it.");
+  } catch (const std::exception&) {
+    return MakeError(ErrorKind::kMalformed, "malformed_json", "The body is not valid JSON.");
   }
 }
 

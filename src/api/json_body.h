@@ -20,7 +20,9 @@ using Json = nlohmann::json;
 inline constexpr int kMaxJsonDepth = 32;
 
 // Parses text as JSON, refusing invalid UTF-8 and nesting deeper than kMaxJsonDepth (400
-// "malformed_json" / "json_too_deep").
+// "malformed_json" / "json_too_deep"), numbers beyond a double's range (400
+// "number_out_of_range") and an object that names a member twice (422 "duplicate_field",
+// field = the member's name). Never throws.
 Result<Json> ParseJson(std::string_view text);
 // The same, and the document must be an object (422 "invalid_type" otherwise).
 Result<Json> ParseJsonObject(std::string_view text);

@@ -180,17 +180,17 @@ Result<Notification> ReadSendRequest(const Json& doc) {
   return n;
 }
 
-Result<std::string> ReadIdempotencyKey(std::string_view header) {
-  if (header.empty()) return std::string();
-  bool ok = header.size() <= kMaxIdempotencyKeyBytes;
-  for (char c : header) ok = ok && c >= 0x20 && c <= 0x7E;
+Result<std::string> ReadIdempotencyKey(const std::string* header) {
+  if (header == nullptr) return std::string();
+  bool ok = !header->empty() && header->size() <= kMaxIdempotencyKeyBytes;
+  for (char c : *header) ok = ok && c >= 0x20 && c <= 0x7E;
   if (!ok) {
     return Invalid("invalid_idempotency_key",
                    "The Idempotency-Key header must be 1-255 printable ASCII characters; a UUID "
                    "is a good choice.",
                    "Idempotency-Key");
   }
-  return std::string(header);
+  return *header;
 }
 
 std::string SendRequestHash(const Notification& n) {

@@ -22,9 +22,10 @@ inline constexpr size_t kMaxIdempotencyKeyBytes = 255;
 // "high", the default; 5 for "normal"). Refuses with 422 and the field at fault.
 Result<Notification> ReadSendRequest(const Json& doc);
 
-// The Idempotency-Key header: "" when absent, else 1-255 printable ASCII characters (422
-// "invalid_idempotency_key" otherwise).
-Result<std::string> ReadIdempotencyKey(std::string_view header);
+// The Idempotency-Key header (nullptr when absent): "" when absent, else 1-255 printable ASCII
+// characters; an empty header is refused like any other bad key (422
+// "invalid_idempotency_key").
+Result<std::string> ReadIdempotencyKey(const std::string* header);
 
 // Hex SHA-256 of the canonical JSON of what ReadSendRequest read (keys sorted, lists
 // normalised), so that bodies that differ only in spelling (member order, duplicates,

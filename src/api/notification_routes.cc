@@ -53,7 +53,7 @@ http::Response Accepted(const Notification& n, bool replayed) {
 }
 
 http::Response Send(const ApiContext& ctx, const Call& call) {
-  auto key = ReadIdempotencyKey(call.request.Header("idempotency-key"));
+  auto key = ReadIdempotencyKey(call.request.FindHeader("idempotency-key"));
   if (!key.ok()) return ErrorResponse(key.error());
   auto doc = ParseJsonObject(call.request.body);
   if (!doc.ok()) return ErrorResponse(doc.error());

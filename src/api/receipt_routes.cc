@@ -2,6 +2,14 @@
 // webhook move sent deliveries to delivered or failed. They carry no API key; each is verified
 // with the tenant's secret for that provider (ApiOptions::receipt_secret) and refused when the
 // signature does not hold. Only verified calls are attributed to the tenant in the audit trail.
+//
+// Replays: where the provider signs a timestamp (Vonage's `timestamp` parameter, SendGrid's
+// timestamp header) a callback signed outside ApiOptions::receipt_tolerance_s of now is refused
+// (403 receipt_expired). Twilio signs none; for every provider the store moves a delivery only
+// out of `sent` (Store::RecordReceipt), so a replayed receipt is counted as a duplicate and an
+// old one that would move the delivery elsewhere (failed back to delivered) as stale.
+#include <charconv>
+#include <cstdlib>
 #include <string>
 
 #include "api/receipt_signatures.h"
@@ -11,13 +19,15 @@ namespace herald::api {
 namespace {
 
 struct Tally {
-  int64_t recorded = 0;  // deliveries moved
-  int64_t unknown = 0;   // no sent delivery has that message id (not ours, or too early)
-  int64_t ignored = 0;   // interim states (queued, sending, processed, ...)
+  int64_t recorded = 0;    // deliveries moved
+  int64_t unknown = 0;     // no sent delivery has that message id (not ours, or too early)
+  int64_t ignored = 0;     // interim states (queued, sending, processed, ...)
+  int64_t duplicates = 0;  // the delivery is already at the receipt's stage
+  int64_t stale = 0;       // the delivery moved on elsewhere; receipts never move it back
 };
 
-Error Forbidden(std::string code, std::string message) {
-  return MakeError(ErrorKind::kForbidden, std::move(code), std::move(message), "signature");
+Error Forbidden(std::string code, std::string message, std::string_view field = "signature") {
+  return MakeError(ErrorKind::kForbidden, std::move(code), std::move(message), std::string(field));
 }
 
 Result<std::string> SecretFor(const ApiContext& ctx, const Call& call, std::string_view provider) {
@@ -49,22 +59,53 @@ Status Apply(Store* store, std::string_view tenant_id, std::string_view provider
     ++tally.unknown;
     return Status::Ok();
   }
-  Status s = store->RecordReceipt(tenant_id, provider, message_id, stage, reason);
-  if (s.ok()) {
-    ++tally.recorded;
-  } else if (s.error().kind == ErrorKind::kNotFound) {
+  Result<ReceiptOutcome> r = store->RecordReceipt(tenant_id, provider, message_id, stage, reason);
+  if (r.ok()) {
+    switch (*r) {
+      case ReceiptOutcome::kApplied: ++tally.recorded; break;
+      case ReceiptOutcome::kDuplicate: ++tally.duplicates; break;
+      case ReceiptOutcome::kStale: ++tally.stale; break;
+    }
+  } else if (r.error().kind == ErrorKind::kNotFound) {
     ++tally.unknown;
   } else {
-    return s;
+    return r.take_error();
   }
   return Status::Ok();
 }
 
 http::Response Answer(const Call& call, const Tally& tally) {
-  auto r = JsonResponse(
-      200, {{"recorded", tally.recorded}, {"unknown", tally.unknown}, {"ignored", tally.ignored}});
+  auto r = JsonResponse(200, {{"recorded", tally.recorded},
+                              {"unknown", tally.unknown},
+                              {"ignored", tally.ignored},
+                              {"duplicates", tally.duplicates},
+                              {"stale", tally.stale}});
   r.tenant_id = std::string(call.Param("tenant_id"));  // verified: the tenant's own call
   return r;
+}
+
+// A signed Unix time (seconds) must lie within the tolerance of now, either way.
+Status CheckSignedTime(const ApiContext& ctx, std::string_view seconds, std::string_view field) {
+  int64_t at = 0;
+  const auto [end, ec] = std::from_chars(seconds.data(), seconds.data() + seconds.size(), at);
+  const int64_t tolerance = ctx.options.receipt_tolerance_s;
+  if (seconds.empty() || ec != std::errc() || end != seconds.data() + seconds.size()) {
+    return Forbidden("receipt_expired",
+                     "The callback carries no signed timestamp, so it could be a replay; it was "
+                     "refused and changed nothing.",
+                     field);
+  }
+  const int64_t age = NowMillis() / 1000 - at;
+  if (age > tolerance || age < -tolerance) {
+    return Forbidden("receipt_expired",
+                     "The callback was signed " + std::to_string(std::llabs(age)) + " s " +
+                         (age > 0 ? "ago" : "in the future") + "; Herald accepts receipts signed " +
+                         "within " + std::to_string(tolerance) +
+                         " s of now (a replay otherwise). "
+                         "It was refused and changed nothing.",
+                     field);
+  }
+  return Status::Ok();
 }
 
 std::string BaseUrl(const ApiContext& ctx, const Call& call) {
@@ -119,6 +160,9 @@ http::Response Vonage(const ApiContext& ctx, const Call& call) {
   if (!VerifyVonage(*secret, params, FormValue(params, "sig"))) {
     return ErrorResponse(BadSignature("Vonage"));
   }
+  if (auto fresh = CheckSignedTime(ctx, FormValue(params, "timestamp"), "timestamp"); !fresh.ok()) {
+    return ErrorResponse(fresh.error());
+  }
   Tally tally;
   const std::string_view status = FormValue(params, "status");
   const std::string_view id = FormValue(params, "messageId");
@@ -154,6 +198,12 @@ http::Response SendGrid(const ApiContext& ctx, const Call& call) {
                       call.request.Header("x-twilio-email-event-webhook-signature"))) {
     return ErrorResponse(BadSignature("SendGrid"));
   }
+  if (auto fresh =
+          CheckSignedTime(ctx, call.request.Header("x-twilio-email-event-webhook-timestamp"),
+                          "X-Twilio-Email-Event-Webhook-Timestamp");
+      !fresh.ok()) {
+    return ErrorResponse(fresh.error());
+  }
   auto doc = ParseJson(call.request.body);
   if (!doc.ok()) return ErrorResponse(doc.error());
   if (!doc->is_array()) {
@@ -188,13 +238,16 @@ void RegisterReceiptRoutes(Router& router, ApiContext& ctx) {
   const ApiContext* c = &ctx;
   router.Add({.method = "POST",
               .pattern = "/v1/receipts/twilio/{tenant_id}",
-              .fn = [c](const Call& call) { return Twilio(*c, call); }});
+              .fn = [c](const Call& call) { return Twilio(*c, call); },
+              .verifies_signature = true});
   router.Add({.method = "POST",
               .pattern = "/v1/receipts/vonage/{tenant_id}",
-              .fn = [c](const Call& call) { return Vonage(*c, call); }});
+              .fn = [c](const Call& call) { return Vonage(*c, call); },
+              .verifies_signature = true});
   router.Add({.method = "POST",
               .pattern = "/v1/receipts/sendgrid/{tenant_id}",
-              .fn = [c](const Call& call) { return SendGrid(*c, call); }});
+              .fn = [c](const Call& call) { return SendGrid(*c, call); },
+              .verifies_signature = true});
 }
 
 }  // namespace herald::api

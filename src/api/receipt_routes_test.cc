@@ -14,6 +14,11 @@ namespace {
 
 constexpr char kPhone[] = "+821022223333";
 
+// A Unix time in seconds, `offset_s` from now, as providers sign it.
+std::string UnixSeconds(int64_t offset_s = 0) {
+  return std::to_string(NowMillis() / 1000 + offset_s);
+}
+
 class ReceiptRoutes : public NotificationSession {
  protected:
   void SetUp() override {
@@ -142,7 +147,7 @@ TEST_F(ReceiptRoutes, VonageJsonAndFormReceipts) {
   FormFields params = {{"messageId", "0A01"},
                        {"status", "delivered"},
                        {"err-code", "0"},
-                       {"timestamp", "1700000000"},
+                       {"timestamp", UnixSeconds()},
                        {"msisdn", "821022223333"}};
   Json doc = Json::object();
   for (const auto& [k, v] : params) doc[k] = v;
@@ -154,12 +159,10 @@ TEST_F(ReceiptRoutes, VonageJsonAndFormReceipts) {
   EXPECT_EQ(SmsStatus(), "delivered");
 
   Move(sms_, DeliveryStatus::kSent, "vonage", "0A01");
-  params = {{"messageId", "0A01"},
-            {"status", "rejected"},
-            {"err-code", "6"},
-            {"timestamp", "1700000001"}};
-  std::string form = "messageId=0A01&status=rejected&err-code=6&timestamp=1700000001&sig=" +
-                     VonageSignature("sig-secret", params);
+  const std::string ts = UnixSeconds(-1);
+  params = {{"messageId", "0A01"}, {"status", "rejected"}, {"err-code", "6"}, {"timestamp", ts}};
+  std::string form = "messageId=0A01&status=rejected&err-code=6&timestamp=" + ts +
+                     "&sig=" + VonageSignature("sig-secret", params);
   r = Post(target, form, {});
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(SmsStatus(), "failed");
@@ -211,7 +214,7 @@ TEST_F(ReceiptRoutes, SendGridEventsAreVerifiedWithTheWebhookKey) {
                     {"reason", "550 u1@example.com unknown"}},
                    {{"event", "delivered"}, {"sg_message_id", "someoneelse.filter"}}})
           .dump();
-  const std::string ts = "1700000000";
+  const std::string ts = UnixSeconds();
   auto post = [&](const std::string& b, const std::string& sig) {
     return Post(target, b,
                 {{"x-twilio-email-event-webhook-signature", sig},
@@ -223,10 +226,82 @@ TEST_F(ReceiptRoutes, SendGridEventsAreVerifiedWithTheWebhookKey) {
 
   auto r = post(body, sendgrid.Sign(ts + body));
   ASSERT_EQ(r.status, 200) << r.body;
-  EXPECT_EQ(Body(r), (Json{{"recorded", 1}, {"unknown", 1}, {"ignored", 1}}));
+  EXPECT_EQ(
+      Body(r),
+      (Json{{"recorded", 1}, {"unknown", 1}, {"ignored", 1}, {"duplicates", 0}, {"stale", 0}}));
   auto d = Body(Call("GET", "/v1/notifications/" + email_id + "/deliveries", {}, key_));
   EXPECT_EQ(d["deliveries"][0]["status"], "failed");
   EXPECT_EQ(d["deliveries"][0]["reason"], "bounce") << "the bounce text (with PII) is not kept";
+
+  // A validly signed batch from long ago (a recorded callback replayed) is refused whole.
+  const std::string old_ts = "1580000000";
+  auto replay = Post(target, body,
+                     {{"x-twilio-email-event-webhook-signature", sendgrid.Sign(old_ts + body)},
+                      {"x-twilio-email-event-webhook-timestamp", old_ts}});
+  EXPECT_EQ(replay.status, 403);
+  EXPECT_EQ(Code(replay), "receipt_expired");
+  // The same batch again, in time: the bounce is a duplicate now.
+  auto again = post(body, sendgrid.Sign(ts + body));
+  EXPECT_EQ(Body(again)["duplicates"], 1);
+}
+
+TEST_F(ReceiptRoutes, ReplayedTwilioReceiptsNeverMoveADeliveryBackwards) {
+  receipt_secrets_[tenant_ + "/twilio"] = "auth-token";
+  Move(sms_, DeliveryStatus::kSent, "twilio", "SM0007");
+  const std::string delivered = "MessageSid=SM0007&MessageStatus=delivered";
+  const std::string failed = "MessageSid=SM0007&MessageStatus=failed&ErrorCode=30008";
+  // The provider's first word was `failed`; an attacker who recorded an earlier `delivered`
+  // (validly signed: Twilio signs no time) replays it.
+  ASSERT_EQ(Body(Twilio(failed, "auth-token"))["recorded"], 1);
+  auto replay = Twilio(delivered, "auth-token");
+  ASSERT_EQ(replay.status, 200) << replay.body;
+  EXPECT_EQ(Body(replay)["stale"], 1);
+  EXPECT_EQ(Body(replay)["recorded"], 0);
+  EXPECT_EQ(SmsStatus(), "failed");
+  auto again = Twilio(failed, "auth-token");
+  EXPECT_EQ(Body(again)["duplicates"], 1);
+  EXPECT_EQ(SmsStatus(), "failed");
+  EXPECT_EQ(SmsReason(), "30008");
+}
+
+TEST_F(ReceiptRoutes, VonageReceiptsSignedLongAgoOrWithoutATimestampAreRefused) {
+  receipt_secrets_[tenant_ + "/vonage"] = "sig-secret";
+  Move(sms_, DeliveryStatus::kSent, "vonage", "0A02");
+  const std::string target = "/v1/receipts/vonage/" + tenant_;
+  auto signed_form = [](const FormFields& params) {
+    std::string form;
+    for (const auto& [k, v] : params) form.append(k).append("=").append(v).append("&");
+    return form + "sig=" + VonageSignature("sig-secret", params);
+  };
+  const FormFields from_2020 = {
+      {"messageId", "0A02"}, {"status", "delivered"}, {"timestamp", "1580000000"}};
+  auto old = Post(target, signed_form(from_2020), {});
+  EXPECT_EQ(old.status, 403);
+  EXPECT_EQ(Code(old), "receipt_expired");
+  const FormFields untimed = {{"messageId", "0A02"}, {"status", "delivered"}};
+  EXPECT_EQ(Code(Post(target, signed_form(untimed), {})), "receipt_expired");
+  const FormFields future = {
+      {"messageId", "0A02"}, {"status", "delivered"}, {"timestamp", UnixSeconds(3600)}};
+  EXPECT_EQ(Code(Post(target, signed_form(future), {})), "receipt_expired");
+  EXPECT_EQ(SmsStatus(), "sent") << "refused receipts changed nothing";
+  const FormFields fresh = {
+      {"messageId", "0A02"}, {"status", "delivered"}, {"timestamp", UnixSeconds(-30)}};
+  auto ok = Post(target, signed_form(fresh), {});
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(SmsStatus(), "delivered");
+  // The same fresh receipt again: a duplicate, acknowledged and changing nothing.
+  EXPECT_EQ(Body(Post(target, signed_form(fresh), {}))["duplicates"], 1);
+}
+
+TEST_F(ReceiptRoutes, VonageJsonWithOverflowingNumbersIsRefusedNot500) {
+  receipt_secrets_[tenant_ + "/vonage"] = "sig-secret";
+  const std::string target = "/v1/receipts/vonage/" + tenant_;
+  for (const std::string body : {R"({"messageId":"0A03","status":"delivered","timestamp":1e400})",
+                                 R"({"messageId":"0A03","status":-1e400})", R"({"a":1,"a":2})"}) {
+    auto r = Post(target, body, {{"content-type", "application/json"}});
+    EXPECT_EQ(r.status, 403) << body << " " << r.body;
+    EXPECT_EQ(Code(r), "invalid_signature") << body;
+  }
 }
 
 }  // namespace

@@ -32,6 +32,17 @@ std::string_view Call::Param(std::string_view name) const {
 
 void Router::Add(Route route) {
   for (auto seg : Split(route.pattern)) route.segments.emplace_back(seg);
+  if (route.auth == Auth::kTenant && !route.rate_class) {
+    if (route.stream) {
+      route.rate_class = RateClass::kImports;
+    } else if (route.method == "GET" || route.method == "HEAD") {
+      route.rate_class = RateClass::kReads;
+    } else if (route.pattern.starts_with("/v1/notifications")) {
+      route.rate_class = RateClass::kSends;
+    } else {
+      route.rate_class = RateClass::kUserWrites;
+    }
+  }
   routes_.push_back(std::move(route));
 }
 

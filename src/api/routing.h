@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -13,6 +14,7 @@
 
 #include "api/api.h"
 #include "api/json_body.h"
+#include "api/rate_limiter.h"
 #include "http/handler.h"
 #include "observe/metrics.h"
 #include "store/store.h"
@@ -45,6 +47,12 @@ struct Route {
   RouteFn fn;           // buffered
   StreamFn stream;      // or streamed body
   bool audited = true;  // operations endpoints are not audited
+  // Unauthenticated routes that verify a signature (provider receipts): a bad signature counts
+  // as a failed authentication of the client address.
+  bool verifies_signature = false;
+  // Which of the tenant's quotas the route draws on; set by Router::Add for Auth::kTenant
+  // routes (streamed: imports; GET: reads; /v1/notifications...: sends; else user writes).
+  std::optional<RateClass> rate_class;
   std::vector<std::string> segments;
 };
 
@@ -71,6 +79,7 @@ struct ApiContext {
   ApiOptions options;
   Store* store = nullptr;
   observe::Registry* metrics = nullptr;
+  TenantQuotas* quotas = nullptr;  // tenant routes that change a tenant's limits tell it
 };
 
 // ---- responses ----

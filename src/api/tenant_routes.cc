@@ -13,13 +13,98 @@ constexpr int kMinDeadline = 10;
 constexpr int kMaxDeadline = 30;
 constexpr int kMaxConsentDays = 36500;
 
-Json TenantJson(const Tenant& t) {
+Error Invalid(std::string code, std::string message, std::string field) {
+  return MakeError(ErrorKind::kInvalid, std::move(code), std::move(message), std::move(field));
+}
+
+// The quotas in force per class: the tenant's own, or the server's default.
+Json RateLimitsJson(const RateLimits& own, const RateLimiterOptions& server) {
+  Json out = Json::object();
+  for (RateClass c : kAllRateClasses) {
+    const RateQuota q = own[c].value_or(server.defaults[static_cast<size_t>(c)]);
+    Json j{{"limit", q.limit},
+           {"window_seconds", q.window_s},
+           {"source", own[c] ? "tenant" : "default"}};
+    j["per_key_limit"] = q.per_key_limit > 0 ? Json(q.per_key_limit) : Json(nullptr);
+    out[std::string(ToString(c))] = std::move(j);
+  }
+  return out;
+}
+
+Json TenantJson(const Tenant& t, const RateLimiterOptions& server) {
   return {{"id", t.id},
           {"name", t.name},
           {"delivery_deadline_minutes", t.delivery_deadline_minutes},
           {"default_consent_days", t.default_consent_days},
+          {"rate_limits", RateLimitsJson(t.rate_limits, server)},
           {"created_at", FormatRfc3339(t.created_at)},
           {"updated_at", FormatRfc3339(t.updated_at)}};
+}
+
+constexpr int64_t kMaxQuota = 1'000'000;
+constexpr int64_t kMaxWindowSeconds = 86'400;
+
+// `rate_limits`: {class: {limit, window_seconds?, per_key_limit?} | null}. A class named with
+// null goes back to the default; classes not named keep what they have.
+Status ReadRateLimits(const Json& body, RateLimits& limits) {
+  auto it = body.find("rate_limits");
+  if (it == body.end()) return Status::Ok();
+  if (!it->is_object()) {
+    return Invalid("invalid_type",
+                   "rate_limits must be an object of classes (sends, user_writes, imports, "
+                   "reads); got " +
+                       std::string(JsonTypeName(*it)) + ".",
+                   "rate_limits");
+  }
+  for (const auto& [name, value] : it->items()) {
+    const std::string path = "rate_limits." + name;
+    const std::optional<RateClass> c = ParseRateClass(name);
+    if (!c) {
+      return Invalid("unknown_field",
+                     "Unknown rate limit class \"" + name +
+                         "\"; the classes are sends, user_writes, imports, reads.",
+                     path);
+    }
+    if (value.is_null()) {
+      limits[*c].reset();
+      continue;
+    }
+    if (!value.is_object()) {
+      return Invalid("invalid_type", path + " must be an object or null.", path);
+    }
+    if (auto s = CheckFields(value, {"limit", "window_seconds", "per_key_limit"}, path + ".");
+        !s.ok()) {
+      return s;
+    }
+    auto limit = GetInt(value, "limit", path + ".limit");
+    if (!limit.ok()) return limit.take_error();
+    auto window = GetInt(value, "window_seconds", path + ".window_seconds");
+    if (!window.ok()) return window.take_error();
+    auto per_key = GetInt(value, "per_key_limit", path + ".per_key_limit");
+    if (!per_key.ok()) return per_key.take_error();
+    RateQuota q;
+    q.limit = limit->value_or(0);
+    q.window_s = window->value_or(1);
+    q.per_key_limit = per_key->value_or(0);
+    if (!limit->has_value() || q.limit < 1 || q.limit > kMaxQuota) {
+      return Invalid("invalid_rate_limit",
+                     path + ".limit must be an integer from 1 to 1000000 (requests per window).",
+                     path + ".limit");
+    }
+    if (q.window_s < 1 || q.window_s > kMaxWindowSeconds) {
+      return Invalid("invalid_rate_limit",
+                     path + ".window_seconds must be from 1 to 86400 (one day).",
+                     path + ".window_seconds");
+    }
+    if (q.per_key_limit < 0 || q.per_key_limit > q.limit) {
+      return Invalid("invalid_rate_limit",
+                     path + ".per_key_limit must be from 0 (no per-key limit) to the limit (" +
+                         std::to_string(q.limit) + ").",
+                     path + ".per_key_limit");
+    }
+    limits[*c] = q;
+  }
+  return Status::Ok();
 }
 
 Json KeyJson(const ApiKey& k) {
@@ -32,16 +117,14 @@ Json KeyJson(const ApiKey& k) {
   return j;
 }
 
-Error Invalid(std::string code, std::string message, std::string field) {
-  return MakeError(ErrorKind::kInvalid, std::move(code), std::move(message), std::move(field));
-}
-
 // Applies the fields of a tenant body to `t`. `creating` makes name required.
 Status ReadTenantFields(const Json& body, bool creating, Tenant& t) {
-  if (auto s = CheckFields(body, {"name", "delivery_deadline_minutes", "default_consent_days"});
+  if (auto s = CheckFields(
+          body, {"name", "delivery_deadline_minutes", "default_consent_days", "rate_limits"});
       !s.ok()) {
     return s;
   }
+  if (auto s = ReadRateLimits(body, t.rate_limits); !s.ok()) return s;
   auto name = GetString(body, "name", "name");
   if (!name.ok()) return name.take_error();
   if (name->has_value()) {
@@ -49,11 +132,10 @@ Status ReadTenantFields(const Json& body, bool creating, Tenant& t) {
   } else if (creating) {
     return Invalid("missing_field", "name is required: the tenant's display name.", "name");
   }
-  if (t.name.empty() || t.name.size() > kMaxNameBytes || !IsValidUtf8(t.name) ||
-      HasControlCharacters(t.name)) {
-    return Invalid("invalid_name",
-                   "name must be 1-256 bytes of UTF-8 text without control characters.", "name");
+  if (t.name.empty()) {
+    return Invalid("invalid_name", "name must be 1-256 bytes of UTF-8 text; it is empty.", "name");
   }
+  if (auto s = ValidateName(t.name, "name"); !s.ok()) return s;
   auto deadline = GetInt(body, "delivery_deadline_minutes", "delivery_deadline_minutes");
   if (!deadline.ok()) return deadline.take_error();
   if (deadline->has_value()) {
@@ -132,10 +214,12 @@ Json ProviderSummary(const ProviderSettings& s) {
 
 void RegisterTenantRoutes(Router& router, ApiContext& ctx) {
   Store* store = ctx.store;
+  const RateLimiterOptions* limits = &ctx.options.rate_limits;
+  TenantQuotas* quotas = ctx.quotas;
   router.Add({.method = "POST",
               .pattern = "/v1/tenants",
               .auth = Auth::kAdmin,
-              .fn = [store](const Call& call) {
+              .fn = [store, limits](const Call& call) {
                 auto body = ParseJsonObject(call.request.body);
                 if (!body.ok()) return ErrorResponse(body.error());
                 Tenant t;
@@ -144,7 +228,7 @@ void RegisterTenantRoutes(Router& router, ApiContext& ctx) {
                 }
                 auto created = store->CreateTenant(std::move(t));
                 if (!created.ok()) return ErrorResponse(created.error());
-                auto response = JsonResponse(201, TenantJson(*created));
+                auto response = JsonResponse(201, TenantJson(*created, *limits));
                 response.tenant_id = created->id;  // the creation belongs to its trail
                 return response;
               }});
@@ -152,27 +236,27 @@ void RegisterTenantRoutes(Router& router, ApiContext& ctx) {
       {.method = "GET",
        .pattern = "/v1/tenants",
        .auth = Auth::kAdmin,
-       .fn = [store](const Call& call) {
+       .fn = [store, limits](const Call& call) {
          auto page = ReadPage(call.request);
          if (!page.ok()) return ErrorResponse(page.error());
          auto tenants = store->ListTenants(*page);
          if (!tenants.ok()) return ErrorResponse(tenants.error());
          Json items = Json::array();
-         for (const auto& t : tenants->items) items.push_back(TenantJson(t));
+         for (const auto& t : tenants->items) items.push_back(TenantJson(t, *limits));
          return JsonResponse(200, {{"tenants", items}, {"next_cursor", tenants->next_cursor}});
        }});
   router.Add({.method = "GET",
               .pattern = "/v1/tenants/{tenant_id}",
               .auth = Auth::kAdmin,
-              .fn = [store](const Call& call) {
+              .fn = [store, limits](const Call& call) {
                 auto t = store->GetTenant(call.Param("tenant_id"));
                 if (!t.ok()) return ErrorResponse(t.error());
-                return JsonResponse(200, TenantJson(*t));
+                return JsonResponse(200, TenantJson(*t, *limits));
               }});
   router.Add({.method = "PATCH",
               .pattern = "/v1/tenants/{tenant_id}",
               .auth = Auth::kAdmin,
-              .fn = [store](const Call& call) {
+              .fn = [store, limits, quotas](const Call& call) {
                 auto body = ParseJsonObject(call.request.body);
                 if (!body.ok()) return ErrorResponse(body.error());
                 auto t = store->GetTenant(call.Param("tenant_id"));
@@ -182,7 +266,8 @@ void RegisterTenantRoutes(Router& router, ApiContext& ctx) {
                 }
                 auto updated = store->UpdateTenant(*t);
                 if (!updated.ok()) return ErrorResponse(updated.error());
-                return JsonResponse(200, TenantJson(*updated));
+                if (quotas != nullptr) quotas->Put(updated->id, updated->rate_limits);
+                return JsonResponse(200, TenantJson(*updated, *limits));
               }});
   router.Add({.method = "POST",
               .pattern = "/v1/tenants/{tenant_id}/keys",
@@ -199,10 +284,8 @@ void RegisterTenantRoutes(Router& router, ApiContext& ctx) {
                 if (!name.ok()) return ErrorResponse(name.error());
                 ApiKey key;
                 key.name = name->value_or("");
-                if (key.name.size() > kMaxNameBytes || !IsValidUtf8(key.name) ||
-                    HasControlCharacters(key.name)) {
-                  return ErrorResponse(
-                      Invalid("invalid_name", "name must be at most 256 bytes of text.", "name"));
+                if (auto s = ValidateName(key.name, "name"); !s.ok()) {
+                  return ErrorResponse(s.error());
                 }
                 auto scopes = body->find("scopes");
                 if (scopes == body->end() || !scopes->is_array() || scopes->empty()) {
@@ -263,7 +346,7 @@ void RegisterTenantRoutes(Router& router, ApiContext& ctx) {
   router.Add({.method = "PUT",
               .pattern = "/v1/tenants/{tenant_id}/providers/{channel}",
               .auth = Auth::kAdmin,
-              .fn = [store](const Call& call) {
+              .fn = [store, &options = ctx.options](const Call& call) {
                 auto tenant = store->GetTenant(call.Param("tenant_id"));
                 if (!tenant.ok()) return ErrorResponse(tenant.error());
                 auto channel = ParseChannel(call.Param("channel"));
@@ -277,8 +360,16 @@ void RegisterTenantRoutes(Router& router, ApiContext& ctx) {
                 auto list = ReadProviderList(*body, *channel);
                 if (!list.ok()) return ErrorResponse(list.error());
                 ProviderSettings settings{tenant->id, *channel, list->dump(), NowMillis()};
+                if (options.check_provider_settings) {
+                  if (Status s = options.check_provider_settings(settings.config_json); !s.ok()) {
+                    return ErrorResponse(s.error());
+                  }
+                }
                 if (auto s = store->PutProviderSettings(settings); !s.ok()) {
                   return ErrorResponse(s.error());
+                }
+                if (options.on_provider_settings) {
+                  options.on_provider_settings(tenant->id, *channel);
                 }
                 return JsonResponse(200, ProviderSummary(settings));
               }});

@@ -48,6 +48,11 @@ int main(int argc, char** argv) {
                    "This server's external base URL (receipt webhook signatures)")
       ->envname("HERALD_PUBLIC_URL");
   serve_cmd
+      ->add_option("--allow-provider-hosts", serve.allow_provider_hosts,
+                   "Loopback/private hosts providers may be reached at, and may use http:// "
+                   "(comma-separated host[:port], IP[:port] or CIDR; the simulator is allowed)")
+      ->envname("HERALD_ALLOW_PROVIDER_HOSTS");
+  serve_cmd
       ->add_flag("--with-sim", serve.with_sim,
                  "Start a provider simulator in this process and deliver to it")
       ->envname("HERALD_WITH_SIM");
@@ -60,6 +65,31 @@ int main(int argc, char** argv) {
       ->add_option("--with-sim-smtp-listen", serve.with_sim_smtp_listen,
                    "With --with-sim: the simulator's SMTP address (port 0 picks one)")
       ->envname("HERALD_WITH_SIM_SMTP_LISTEN")
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--max-connections", serve.max_connections,
+                   "Client connections at most (0 = what the descriptor limit allows)")
+      ->envname("HERALD_MAX_CONNECTIONS")
+      ->check(CLI::Range(0, 10000000))
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--max-connections-per-client", serve.max_connections_per_client,
+                   "Client connections from one address at most (0 = no cap, e.g. behind a "
+                   "proxy)")
+      ->envname("HERALD_MAX_CONNECTIONS_PER_CLIENT")
+      ->check(CLI::Range(0, 10000000))
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--api-processes", serve.api_processes,
+                   "API processes that share the tenants' rate limits (each enforces 1/N)")
+      ->envname("HERALD_API_PROCESSES")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--auth-failures-per-minute", serve.auth_failures_per_minute,
+                   "Failed authentications one client address may make a minute, then 429")
+      ->envname("HERALD_AUTH_FAILURES_PER_MINUTE")
+      ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
   serve_cmd
       ->add_option("--dispatch-workers", serve.dispatch_workers,

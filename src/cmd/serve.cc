@@ -2,9 +2,11 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -16,9 +18,11 @@
 
 #include "api/api.h"
 #include "cmd/stop_signals.h"
+#include "common/sealed_ids.h"
 #include "common/timer_queue.h"
 #include "crypto/crypto.h"
 #include "http/server.h"
+#include "net/destination_policy.h"
 #include "net/http_client.h"
 #include "observe/log.h"
 #include "observe/metrics.h"
@@ -73,6 +77,36 @@ observe::LogLevel ParseLevel(const std::string& s) {
   return observe::LogLevel::kInfo;
 }
 
+// Raises the descriptor limit to its hard maximum and returns how many client connections fit
+// under it: the rest is kept for the store, provider connections and the server's reserve.
+int ConnectionCeiling(int configured) {
+  constexpr rlim_t kKeptBack = 1'024 + 2 * 64;
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+    ::getrlimit(RLIMIT_NOFILE, &limit);
+  }
+  const rlim_t fds = limit.rlim_cur == RLIM_INFINITY ? 1'048'576 : limit.rlim_cur;
+  const int fits =
+      fds > kKeptBack + 64 ? static_cast<int>(std::min<rlim_t>(fds - kKeptBack, 1'000'000)) : 64;
+  if (configured > fits) {
+    observe::Warn("max_connections lowered to fit the descriptor limit",
+                  {{"configured", configured},
+                   {"used", fits},
+                   {"descriptor_limit", static_cast<long long>(fds)}});
+  }
+  return configured > 0 ? std::min(configured, fits) : fits;
+}
+
+// "host:port" of scheme://host:port/..., "" when `url` is empty.
+std::string AuthorityOf(const std::string& url) {
+  const size_t scheme = url.find("://");
+  if (scheme == std::string::npos) return {};
+  const std::string rest = url.substr(scheme + 3);
+  return rest.substr(0, rest.find_first_of("/?#"));
+}
+
 }  // namespace
 
 int RunServe(const ServeOptions& options) {
@@ -83,6 +117,8 @@ int RunServe(const ServeOptions& options) {
   }
   const sigset_t stop_signals = BlockStopSignals();  // before any thread starts
 
+  // Everything Herald creates (the database and its WAL, key files) is for its own user only.
+  ::umask(077);
   std::error_code ec;
   const fs::path data_dir = options.data_dir;
   fs::create_directories(data_dir, ec);
@@ -92,6 +128,11 @@ int RunServe(const ServeOptions& options) {
     return 1;
   }
   fs::permissions(data_dir, fs::perms::owner_all, fs::perm_options::replace, ec);
+  // Files an older Herald (or another umask) created readable by others are narrowed too.
+  for (const char* name : {"herald.db", "herald.db-wal", "herald.db-shm"}) {
+    fs::permissions(data_dir / name, fs::perms::owner_read | fs::perms::owner_write,
+                    fs::perm_options::replace, ec);
+  }
 
   bool admin_created = false;
   bool master_created = false;
@@ -110,6 +151,10 @@ int RunServe(const ServeOptions& options) {
                  master.error().message.c_str());
     return 1;
   }
+
+  // Delivery and audit ids, and cursors, are sealed row keys: the same in every process that
+  // shares this master key, and across restarts.
+  SetSealedIdKey(crypto::DeriveSubkey(*master, "sealedid", 1));
 
   observe::Registry metrics;
   auto& batch_sizes = metrics.GetHistogram("herald_store_write_batch_size",
@@ -150,7 +195,21 @@ int RunServe(const ServeOptions& options) {
     sim_url = "http://127.0.0.1:" + std::to_string(simulator->port());
     sim_smtp = "127.0.0.1:" + std::to_string(simulator->smtp_port());
   }
-  std::unique_ptr<net::HttpClient> http_client = net::MakeHttpClient();
+  // Where provider requests may go: the operator's allowed hosts and the simulator; never
+  // Herald's own API (added once the listener is bound); loopback, private and link-local
+  // addresses only when allowed.
+  auto destinations = std::make_shared<net::DestinationPolicy>();
+  for (const std::string& allowed :
+       {options.allow_provider_hosts, AuthorityOf(sim_url), sim_smtp}) {
+    if (Status s = destinations->Allow(allowed); !s.ok()) {
+      std::fprintf(stderr, "herald: --allow-provider-hosts: %s\n", s.error().message.c_str());
+      reaper.Stop();
+      return 1;
+    }
+  }
+  net::HttpClientOptions client_options;
+  client_options.destinations = destinations;
+  std::unique_ptr<net::HttpClient> http_client = net::MakeHttpClient(client_options);
   if (!http_client) {
     std::fprintf(stderr, "herald: libcurl failed to initialise\n");
     reaper.Stop();
@@ -187,6 +246,12 @@ int RunServe(const ServeOptions& options) {
   api_options.max_body_bytes = options.max_body_bytes;
   api_options.on_notification = [&fanout](const std::string& id) { fanout.Submit(id); };
   api_options.public_url = options.public_url;
+  api_options.check_provider_settings = [destinations](std::string_view doc) {
+    return providers::CheckProviderSettings(doc, *destinations);
+  };
+  api_options.on_provider_settings = [&directory](const std::string& tenant_id, Channel c) {
+    directory.Refresh(tenant_id, c);
+  };
   api_options.receipt_secret = [&store](const std::string& tenant_id,
                                         std::string_view provider) -> Result<std::string> {
     const Channel channel = provider == "sendgrid" ? Channel::kEmail : Channel::kSms;
@@ -194,8 +259,12 @@ int RunServe(const ServeOptions& options) {
     if (!settings.ok()) return settings.take_error();
     return providers::ReceiptSecret(settings->config_json, provider);
   };
+  api_options.rate_limits.processes = options.api_processes;
+  api_options.rate_limits.failed_auth = RateQuota{options.auth_failures_per_minute, 60, 0};
   http::ServerOptions server_options;
   server_options.listen = options.listen;
+  server_options.max_connections = ConnectionCeiling(options.max_connections);
+  server_options.max_connections_per_client = options.max_connections_per_client;
   server_options.io_threads = options.io_threads;
   server_options.worker_threads = options.worker_threads;
   server_options.tls_cert_file = options.tls_cert;
@@ -213,6 +282,14 @@ int RunServe(const ServeOptions& options) {
 
   const std::string scheme = options.tls_cert.empty() ? "http" : "https";
   std::string host = options.listen.substr(0, options.listen.rfind(':'));
+  {
+    std::string literal = host == "localhost" ? "127.0.0.1" : host;
+    if (literal.empty() || literal == "*") literal = "0.0.0.0";
+    net::IpEndpoint own;
+    if (net::IpEndpoint::FromLiteral(literal, server->port(), &own)) {
+      destinations->DenyOwnEndpoint(own);
+    }
+  }
   const std::string url = scheme + "://" + host + ":" + std::to_string(server->port());
   observe::Info("herald serving", {{"url", url}, {"data_dir", data_dir.string()}});
   std::fprintf(stderr, "\nHerald is up at %s\n", url.c_str());

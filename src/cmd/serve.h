@@ -23,9 +23,23 @@ struct ServeOptions {
   // The externally visible base URL (scheme://host:port) of this server: receipt webhooks'
   // signatures are computed over URLs built on it. Default: the request's Host header.
   std::string public_url;
+  // Hosts the outbound client may reach although they are loopback, private or link-local,
+  // and to which provider settings may use plain http:// (comma-separated host names, IP
+  // addresses or CIDR networks, each with an optional :port). The simulator's address is
+  // always allowed.
+  std::string allow_provider_hosts;
   bool with_sim = false;  // start a simulator in this process and deliver to it
   std::string with_sim_listen = "127.0.0.1:9090";       // its HTTP port (port 0 picks one)
   std::string with_sim_smtp_listen = "127.0.0.1:2525";  // its SMTP port (port 0 picks one)
+  // Connection ceilings (http/server.h). 0 = as many as the descriptor limit allows, less a
+  // reserve for the store, the providers and the health-check reserve.
+  int max_connections = 0;
+  int max_connections_per_client = 1'000;  // 0 = no per-client cap (behind a proxy)
+  // How many API processes share each tenant's quotas: each enforces 1/N of them.
+  int api_processes = 1;
+  // Failed authentications one client address may make a minute before its requests are
+  // answered 429 (credential stuffing, a misconfigured client in a loop).
+  int auth_failures_per_minute = 60;
   int dispatch_workers = 2;
   size_t max_in_flight = 4096;     // provider sends outstanding at once, at most (adaptive below)
   int shutdown_grace_ms = 10'000;  // on SIGTERM, how long sends in flight may take to finish

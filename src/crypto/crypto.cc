@@ -275,6 +275,13 @@ Result<Key> UnwrapDataKey(const Key& master, const Bytes& wrapped, std::string_v
   return key;
 }
 
+std::array<uint8_t, 16> DeriveSubkey(const Key& master, const char (&context)[9], uint64_t id) {
+  InitCrypto();
+  std::array<uint8_t, 16> out;
+  crypto_kdf_derive_from_key(out.data(), out.size(), id, context, master.data());
+  return out;
+}
+
 PiiCipher::PiiCipher(const Key& data_key) {
   InitCrypto();
   crypto_kdf_derive_from_key(enc_key_.data(), enc_key_.size(), 1, kKdfContext, data_key.data());

@@ -53,6 +53,10 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b);
 Result<Key> ParseMasterKey(std::string_view text);
 std::string FormatMasterKey(const Key& key);  // 64 hex chars
 
+// A 16-byte key for one purpose, derived from the master key (libsodium's KDF): the same master
+// key gives the same subkey in every process. `context` is exactly 8 characters, e.g. "sealedid".
+std::array<uint8_t, 16> DeriveSubkey(const Key& master, const char (&context)[9], uint64_t id);
+
 // A tenant's data key wrapped (XChaCha20-Poly1305) by the master key, with the tenant id as
 // associated data so a wrapped key cannot be moved to another tenant.
 Bytes WrapDataKey(const Key& master, const Key& data_key, std::string_view tenant_id);

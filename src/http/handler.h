@@ -24,6 +24,9 @@ struct Request {
 
   // The first header of that (lower-case) name, or "".
   std::string_view Header(std::string_view name) const;
+  // The first header of that (lower-case) name, or nullptr when there is none (an empty value
+  // is not an absent header).
+  const std::string* FindHeader(std::string_view name) const;
   // The first query parameter of that name, or nullptr.
   const std::string* Query(std::string_view name) const;
 };
@@ -38,6 +41,10 @@ struct Response {
   std::string route;      // route pattern; "" = unmatched
   std::string tenant_id;  // "" when none
   std::string actor;      // "admin", a key id, or "anonymous"
+  // The server's own refusals (bad HTTP, timeouts, limits, connection ceilings) name their
+  // error code here; "" for every response a Handler made. Such refusals belong to no tenant:
+  // they are counted, not audited.
+  std::string refusal;
 };
 
 // Consumes a streamed request body (e.g. an NDJSON import) piece by piece.
@@ -50,7 +57,8 @@ class BodySink {
   virtual bool Write(std::string_view piece) = 0;
   // Called exactly once: the body ended (complete = true), or reading failed or was stopped
   // (complete = false). When reading failed (timeout, body over max_bytes, malformed chunking,
-  // peer gone) the server sends its own error, if any, instead of this response.
+  // peer gone) the server sends its own error instead of this response, unless this response
+  // is a 2xx: a sink that already acted on part of the body reports that.
   virtual Response Finish(bool complete) = 0;
 };
 

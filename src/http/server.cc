@@ -32,12 +32,14 @@
 #include <charconv>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <exception>
 #include <limits>
 #include <mutex>
 #include <optional>
 #include <thread>
 #include <type_traits>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>  // before Boost 1.74's Asio coroutine headers (GCC 12)
 #include <vector>
@@ -63,6 +65,8 @@ constexpr size_t kStreamPieceBytes = 256 * 1024;
 constexpr size_t kFirstReadBytes = 4096;
 constexpr auto kLingerTime = std::chrono::seconds(1);  // closing: wait for the peer's FIN
 constexpr size_t kMaxLingerBytes = 1 << 20;
+// A connection in the reserve (past a connection ceiling) must send its head this fast.
+constexpr int kReserveHeadTimeoutMs = 1'000;
 
 template <typename Stream>
 constexpr bool kIsTls = std::is_same_v<Stream, TlsStream>;
@@ -199,7 +203,8 @@ Result<std::unique_ptr<asio::ssl::context>> MakeTlsContext(const std::string& ce
 // What Stop() needs from a live connection. `idle` is touched only on the connection's strand.
 class LiveConnection {
  public:
-  explicit LiveConnection(Strand strand) : strand_(std::move(strand)) {}
+  LiveConnection(Strand strand, std::string remote_address)
+      : remote(std::move(remote_address)), strand_(std::move(strand)) {}
   virtual ~LiveConnection() = default;
   const Strand& strand() const { return strand_; }
   // Cancels pending IO (on the strand): the coroutine sees operation_aborted.
@@ -208,6 +213,11 @@ class LiveConnection {
   virtual void Close() = 0;
 
   bool idle = true;  // waiting for a request to begin (or closing): Stop() may cut it
+
+  const std::string remote;  // the peer's address
+  // Admitted past a connection ceiling: serves one health check or is refused with this code.
+  std::string refusal;
+  std::atomic<bool> evicted{false};  // the reserve needed its place
 
  private:
   Strand strand_;
@@ -220,9 +230,8 @@ class Connection : public LiveConnection, public std::enable_shared_from_this<Co
  public:
   template <typename... Args>
   Connection(Strand strand, std::string remote_address, Args&&... args)
-      : LiveConnection(strand),
+      : LiveConnection(strand, std::move(remote_address)),
         stream(std::forward<Args>(args)...),
-        remote(std::move(remote_address)),
         timer_(strand) {}
 
   tcp::socket& socket() { return beast::get_lowest_layer(stream); }
@@ -257,7 +266,6 @@ class Connection : public LiveConnection, public std::enable_shared_from_this<Co
 
   Stream stream;
   beast::flat_buffer buffer;
-  std::string remote;
   bool tls_ready = false;
 
  private:
@@ -297,6 +305,10 @@ class ServerImpl final : public Server {
 
   awaitable<void> Accept();
   void Admit(tcp::socket socket, const Strand& strand);
+  // Under mu_: the refusal code for a new connection from `remote` past a ceiling, or "".
+  std::string CeilingFor(const std::string& remote) const;
+  // Under mu_: room in the reserve for one more connection; false when none can be made.
+  bool MakeReserveRoom();
   void Unregister(const std::shared_ptr<LiveConnection>& connection);
 
   template <typename Stream>
@@ -320,6 +332,10 @@ class ServerImpl final : public Server {
                        bool keep_alive, unsigned version, Clock::time_point start);
   template <typename Stream>
   awaitable<void> Linger(Connection<Stream>& c);
+  // A reserve connection's answer to anything but a health check: 503, then close.
+  template <typename Stream>
+  awaitable<void> RefuseOverCeiling(Connection<Stream>& c, Request& request, unsigned version,
+                                    Clock::time_point start);
 
   const ServerOptions options_;
   const std::shared_ptr<Handler> handler_;
@@ -328,9 +344,12 @@ class ServerImpl final : public Server {
   State state_ = State::kNew;
   std::atomic<uint16_t> port_{0};
 
-  std::mutex mu_;  // guards live_
+  std::mutex mu_;  // guards live_, regular_, per_client_, reserve_ and each `evicted`
   std::condition_variable drained_;
   std::unordered_set<std::shared_ptr<LiveConnection>> live_;
+  size_t regular_ = 0;                                 // live_ that are not in the reserve
+  std::unordered_map<std::string, int> per_client_;    // regular connections by peer
+  std::deque<std::weak_ptr<LiveConnection>> reserve_;  // oldest first
   std::atomic<bool> stopping_{false};
 
   std::unique_ptr<asio::io_context> ioc_;
@@ -458,6 +477,41 @@ awaitable<void> ServerImpl::Accept() {
   }
 }
 
+std::string ServerImpl::CeilingFor(const std::string& remote) const {
+  if (options_.max_connections_per_client > 0) {
+    const auto it = per_client_.find(remote);
+    if (it != per_client_.end() && it->second >= options_.max_connections_per_client) {
+      return "too_many_connections_from_client";
+    }
+  }
+  if (regular_ >= static_cast<size_t>(std::max(1, options_.max_connections))) {
+    return "too_many_connections";
+  }
+  return {};
+}
+
+bool ServerImpl::MakeReserveRoom() {
+  const auto limit = static_cast<size_t>(std::max(1, options_.reserve_connections));
+  size_t open = 0;
+  std::erase_if(reserve_, [&open](const std::weak_ptr<LiveConnection>& w) {
+    auto c = w.lock();
+    if (c == nullptr) return true;
+    open += !c->evicted.load();
+    return false;
+  });
+  if (open < limit) return true;
+  // Refuse the oldest that is not already being refused; it leaves within a moment.
+  for (const auto& w : reserve_) {
+    auto oldest = w.lock();
+    if (oldest == nullptr || oldest->evicted.load()) continue;
+    oldest->evicted.store(true);
+    asio::post(oldest->strand(), [oldest] { oldest->CancelIo(); });
+    break;
+  }
+  // Connections being refused still hold a descriptor: at most a reserve's worth of them.
+  return reserve_.size() < 2 * limit;
+}
+
 void ServerImpl::Admit(tcp::socket socket, const Strand& strand) {
   error_code ec;
   socket.set_option(tcp::no_delay(true), ec);
@@ -465,26 +519,42 @@ void ServerImpl::Admit(tcp::socket socket, const Strand& strand) {
   std::string remote = ec ? std::string() : peer.address().to_string();
 
   std::lock_guard lock(mu_);
-  if (stopping_ || live_.size() >= static_cast<size_t>(std::max(1, options_.max_connections))) {
+  if (stopping_) {
     socket.close(ec);
     return;
   }
+  std::string refusal = CeilingFor(remote);
+  if (!refusal.empty() && !MakeReserveRoom()) {
+    socket.close(ec);  // a flood beyond every ceiling and the reserve
+    return;
+  }
+  auto admit = [&](auto c) {
+    c->refusal = std::move(refusal);
+    if (c->refusal.empty()) {
+      ++regular_;
+      ++per_client_[c->remote];
+    } else {
+      reserve_.push_back(c);
+    }
+    live_.insert(c);
+    asio::co_spawn(strand, RunConnection(std::move(c)), [](const std::exception_ptr&) {});
+  };
   if (tls_ != nullptr) {
-    auto c = std::make_shared<Connection<TlsStream>>(strand, std::move(remote), std::move(socket),
-                                                     *tls_);
-    live_.insert(c);
-    asio::co_spawn(strand, RunConnection(std::move(c)), [](const std::exception_ptr&) {});
+    admit(std::make_shared<Connection<TlsStream>>(strand, std::move(remote), std::move(socket),
+                                                  *tls_));
   } else {
-    auto c =
-        std::make_shared<Connection<PlainStream>>(strand, std::move(remote), std::move(socket));
-    live_.insert(c);
-    asio::co_spawn(strand, RunConnection(std::move(c)), [](const std::exception_ptr&) {});
+    admit(std::make_shared<Connection<PlainStream>>(strand, std::move(remote), std::move(socket)));
   }
 }
 
 void ServerImpl::Unregister(const std::shared_ptr<LiveConnection>& connection) {
   std::lock_guard lock(mu_);
   live_.erase(connection);
+  if (connection->refusal.empty()) {
+    --regular_;
+    auto it = per_client_.find(connection->remote);
+    if (it != per_client_.end() && --it->second <= 0) per_client_.erase(it);
+  }
   if (live_.empty()) drained_.notify_all();
 }
 
@@ -494,7 +564,8 @@ awaitable<void> ServerImpl::RunConnection(std::shared_ptr<Connection<Stream>> c)
     bool open = true;
     if constexpr (kIsTls<Stream>) {
       error_code ec;
-      c->ArmDeadline(Clock::now() + Ms(options_.header_timeout_ms));
+      c->ArmDeadline(Clock::now() +
+                     Ms(c->refusal.empty() ? options_.header_timeout_ms : kReserveHeadTimeoutMs));
       co_await c->stream.async_handshake(asio::ssl::stream_base::server,
                                          asio::redirect_error(use_awaitable, ec));
       c->Disarm();
@@ -518,15 +589,23 @@ awaitable<bool> ServerImpl::ServeOne(Connection<Stream>& c, bool first) {
   // Wait for the request's first bytes: until they come the connection is idle, and Stop()
   // closes it at once.
   const auto waiting_since = Clock::now();
+  const bool reserve = !c.refusal.empty();
+  const int head_timeout_ms = reserve ? kReserveHeadTimeoutMs : options_.header_timeout_ms;
   c.idle = true;
   if (stopping_) co_return false;
   if (c.buffer.size() == 0) {
-    c.ArmDeadline(waiting_since +
-                  Ms(first ? options_.header_timeout_ms : options_.idle_timeout_ms));
+    c.ArmDeadline(waiting_since + Ms(first ? head_timeout_ms : options_.idle_timeout_ms));
     const size_t n = co_await c.stream.async_read_some(c.buffer.prepare(kFirstReadBytes),
                                                        asio::redirect_error(use_awaitable, ec));
     c.buffer.commit(n);
-    if (ec) co_return false;  // the peer left, the idle time ran out, or Stop()
+    if (ec) {
+      if (reserve && !stopping_ && (c.timed_out() || c.evicted.load())) {
+        Request request;
+        request.remote = c.remote;
+        co_await RefuseOverCeiling(c, request, 11, Clock::now());
+      }
+      co_return false;  // the peer left, the idle time ran out, or Stop()
+    }
   }
   c.idle = false;
 
@@ -538,13 +617,17 @@ awaitable<bool> ServerImpl::ServeOne(Connection<Stream>& c, bool first) {
   // Checked against the handler's plan below (not boost::none: Beast 1.74 compares the
   // Content-Length with an empty optional and refuses every body).
   head_parser.body_limit(std::numeric_limits<uint64_t>::max());
-  c.ArmDeadline((first ? waiting_since : Clock::now()) + Ms(options_.header_timeout_ms));
+  c.ArmDeadline((first ? waiting_since : Clock::now()) + Ms(head_timeout_ms));
   co_await bhttp::async_read_header(c.stream, c.buffer, head_parser,
                                     asio::redirect_error(use_awaitable, ec));
   c.Disarm();
   const auto start = Clock::now();
   Request request;
   request.remote = c.remote;
+  if (ec && reserve) {
+    if (!stopping_) co_await RefuseOverCeiling(c, request, 11, start);
+    co_return false;
+  }
   if (ec) {
     request.request_id = MintRequestId();
     Response refusal;
@@ -580,6 +663,15 @@ awaitable<bool> ServerImpl::ServeOne(Connection<Stream>& c, bool first) {
   }
   const std::string_view client_id = request.Header("x-request-id");
   request.request_id = IsSaneRequestId(client_id) ? std::string(client_id) : MintRequestId();
+  if (std::optional<Response> refusal = CheckFraming(version, request.headers)) {
+    // Nothing after this head can be trusted to start a request: answer and close.
+    co_await Send(c, request, *refusal, false, version, start);
+    co_return false;
+  }
+  if (reserve && request.path != "/healthz" && request.path != "/readyz") {
+    co_await RefuseOverCeiling(c, request, version, start);
+    co_return false;
+  }
 
   std::optional<BodyPlan> plan;
   try {
@@ -617,8 +709,8 @@ awaitable<bool> ServerImpl::ServeOne(Connection<Stream>& c, bool first) {
   Response response =
       handled ? std::move(*handled)
               : ErrorResponse(500, "internal_error", "The server failed to handle the request.");
-  const bool sent = co_await Send(c, request, response, keep_alive, version, start);
-  co_return sent&& keep_alive && !stopping_;
+  const bool sent = co_await Send(c, request, response, keep_alive && !reserve, version, start);
+  co_return sent&& keep_alive && !reserve && !stopping_;
 }
 
 template <typename Stream>
@@ -672,7 +764,13 @@ awaitable<bool> ServerImpl::ServeStreamed(Connection<Stream>& c, Request& reques
   const bool complete = !ec && !sink_stopped;
   auto finished = co_await RunOnPool(*pool_, [&sink, complete] { return sink->Finish(complete); });
   if (ec) {
-    co_await RefuseBody(c, request, ec, plan.max_bytes, version, start);
+    // A sink that already acted on part of the body (an import that stored lines) answers for
+    // it; otherwise the failed read is the answer.
+    if (finished && finished->status >= 200 && finished->status < 300) {
+      co_await Send(c, request, *finished, false, version, start);
+    } else {
+      co_await RefuseBody(c, request, ec, plan.max_bytes, version, start);
+    }
     co_return false;
   }
   Response response =
@@ -756,6 +854,23 @@ awaitable<bool> ServerImpl::Send(Connection<Stream>& c, const Request& request, 
   } catch (...) {  // recording must not take the connection down
   }
   co_return !ec;
+}
+
+template <typename Stream>
+awaitable<void> ServerImpl::RefuseOverCeiling(Connection<Stream>& c, Request& request,
+                                              unsigned version, Clock::time_point start) {
+  if (request.request_id.empty()) request.request_id = MintRequestId();
+  const bool per_client = c.refusal == "too_many_connections_from_client";
+  Response refusal = ErrorResponse(
+      503, c.refusal,
+      per_client
+          ? "This client address holds " + std::to_string(options_.max_connections_per_client) +
+                " connections to Herald already, the most it may; reuse them "
+                "(keep-alive) or close some, then retry."
+          : "Herald is at its limit of " + std::to_string(options_.max_connections) +
+                " connections; retry in a moment.");
+  refusal.headers.emplace_back("Retry-After", "1");
+  co_await Send(c, request, refusal, false, version, start);
 }
 
 template <typename Stream>

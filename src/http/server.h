@@ -30,8 +30,18 @@ struct ServerOptions {
   int idle_timeout_ms = 75'000;    // keep-alive idle time between requests
   int shutdown_grace_ms = 10'000;  // how long Stop() lets in-flight requests finish
   size_t max_header_bytes = 16 * 1024;
-  int max_connections = 10'000;  // connections past this are closed at once on accept
-  std::string tls_cert_file;     // both set: serve HTTPS only (TLS 1.2+, PEM chain and PEM key)
+  // Connection ceilings. A connection past max_connections, or past max_connections_per_client
+  // from one peer address (0 = no per-client cap), is not reset: it is admitted into a reserve
+  // of reserve_connections, where only /healthz and /readyz are served (so health checks are
+  // answered whatever the load) and every other request, or a head that does not arrive within
+  // a second, gets 503 too_many_connections (refusal "too_many_connections" or
+  // "too_many_connections_from_client", with Retry-After) and the connection is closed. A full
+  // reserve makes room by refusing its oldest connection. Keep max_connections +
+  // reserve_connections below the process's descriptor limit.
+  int max_connections = 10'000;
+  int max_connections_per_client = 1'000;
+  int reserve_connections = 64;
+  std::string tls_cert_file;  // both set: serve HTTPS only (TLS 1.2+, PEM chain and PEM key)
   std::string tls_key_file;
 };
 

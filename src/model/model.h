@@ -3,7 +3,10 @@
 // encrypts what is PII (names, device addresses) before it reaches the disk.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,6 +23,38 @@ inline constexpr Channel kAllChannels[] = {Channel::kIos, Channel::kAndroid, Cha
 std::string_view ToString(Channel c);                     // "ios", "android", "email", "sms"
 std::optional<Channel> ParseChannel(std::string_view s);  // inverse of ToString
 
+// The classes of a tenant's API traffic that are rate-limited apart (api/rate_limiter.h).
+enum class RateClass { kSends, kUserWrites, kImports, kReads };
+inline constexpr RateClass kAllRateClasses[] = {RateClass::kSends, RateClass::kUserWrites,
+                                                RateClass::kImports, RateClass::kReads};
+inline constexpr size_t kRateClassCount = std::size(kAllRateClasses);
+std::string_view ToString(RateClass c);  // "sends", "user_writes", "imports", "reads"
+std::optional<RateClass> ParseRateClass(std::string_view s);
+
+// `limit` requests per `window_s` seconds: a token bucket that holds `limit` and refills at
+// limit / window_s per second. `per_key_limit` > 0 also gives each API key of the tenant a
+// bucket of its own of that size (same window), so one leaked key cannot use the whole quota.
+struct RateQuota {
+  int64_t limit = 0;
+  int64_t window_s = 1;
+  int64_t per_key_limit = 0;
+  bool operator==(const RateQuota&) const = default;
+};
+
+// A tenant's own quotas by class; a class without one uses the server's default.
+struct RateLimits {
+  std::array<std::optional<RateQuota>, kRateClassCount> quotas;
+  std::optional<RateQuota>& operator[](RateClass c) { return quotas[static_cast<size_t>(c)]; }
+  const std::optional<RateQuota>& operator[](RateClass c) const {
+    return quotas[static_cast<size_t>(c)];
+  }
+  bool operator==(const RateLimits&) const = default;
+};
+// The stored form, "sends=100/1/0;imports=5/60/0" (class=limit/window/per-key); Decode skips
+// parts it cannot read.
+std::string EncodeRateLimits(const RateLimits& limits);
+RateLimits DecodeRateLimits(std::string_view text);
+
 struct Tenant {
   std::string id;  // minted: "ten_" + 20 base32 chars
   std::string name;
@@ -27,6 +62,7 @@ struct Tenant {
   int default_consent_days = 365;      // [1, 36500]
   UnixMillis created_at = 0;
   UnixMillis updated_at = 0;
+  RateLimits rate_limits;  // the admin's overrides of the server's default quotas
 };
 
 // Scopes an API key may hold.

@@ -1,8 +1,13 @@
 #include "model/notification.h"
 
-#include <charconv>
+#include "common/sealed_ids.h"
 
 namespace herald {
+namespace {
+
+constexpr char kDeliveryIdTag = 'd';
+
+}  // namespace
 
 std::string_view ToString(DeliveryStatus s) {
   switch (s) {
@@ -41,17 +46,14 @@ std::string_view ToString(NotificationStatus s) {
   return "accepted";
 }
 
-std::string DeliveryIdOf(int64_t delivery_key) { return "dlv_" + std::to_string(delivery_key); }
+std::string DeliveryIdOf(int64_t delivery_key) {
+  return "dlv_" + SealRowKey(kDeliveryIdTag, delivery_key);
+}
 
 std::optional<int64_t> DeliveryKeyOf(std::string_view delivery_id) {
   constexpr std::string_view kPrefix = "dlv_";
   if (delivery_id.substr(0, kPrefix.size()) != kPrefix) return std::nullopt;
-  std::string_view digits = delivery_id.substr(kPrefix.size());
-  if (digits.empty() || digits.size() > 18 || digits[0] == '0') return std::nullopt;
-  int64_t v = 0;
-  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
-  if (ec != std::errc() || end != digits.data() + digits.size() || v <= 0) return std::nullopt;
-  return v;
+  return OpenRowKey(kDeliveryIdTag, delivery_id.substr(kPrefix.size()));
 }
 
 }  // namespace herald

@@ -70,7 +70,7 @@ struct Notification {
 };
 
 struct Delivery {
-  std::string id;  // "dlv_" + decimal row key
+  std::string id;  // "dlv_" + the sealed row key (common/sealed_ids.h)
   std::string notification_id;
   std::string external_id;
   std::string device_id;
@@ -112,7 +112,8 @@ struct DeliveryJob {
   uint16_t attempt = 0;  // provider attempts made so far
 };
 
-std::string DeliveryIdOf(int64_t delivery_key);                      // "dlv_123"
-std::optional<int64_t> DeliveryKeyOf(std::string_view delivery_id);  // inverse
+// "dlv_" + 22 characters that show nothing of the row key (nor of other tenants' volume).
+std::string DeliveryIdOf(int64_t delivery_key);
+std::optional<int64_t> DeliveryKeyOf(std::string_view delivery_id);  // inverse; nullopt if forged
 
 }  // namespace herald

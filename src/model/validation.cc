@@ -2,9 +2,12 @@
 
 #include <phonenumbers/phonenumber.pb.h>
 #include <phonenumbers/phonenumberutil.h>
+#include <unicode/uchar.h>
+#include <unicode/utf8.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 
 #include "model/phone_parse.h"
 
@@ -95,6 +98,18 @@ Status CheckText(std::string_view s, std::string_view field, std::string_view fa
     return Invalid(code,
                    name + " must be " + std::string(what) +
                        "; it contains a control character (such as a newline or tab).",
+                   field);
+  }
+  if (const std::optional<uint32_t> cf = FirstFormatCharacter(s)) {
+    char hex[16];
+    std::snprintf(hex, sizeof(hex), "U+%04X", *cf);
+    return Invalid(code,
+                   name + " must be " + std::string(what) +
+                       "; it contains the invisible format "
+                       "character " +
+                       hex +
+                       " (such as a bidirectional override or a zero-width "
+                       "space), which can make text display as something else.",
                    field);
   }
   return Status::Ok();
@@ -324,6 +339,25 @@ bool HasControlCharacters(std::string_view s) {
     }
   }
   return false;
+}
+
+std::optional<uint32_t> FirstFormatCharacter(std::string_view s) {
+  const auto* p = reinterpret_cast<const uint8_t*>(s.data());
+  const auto n = static_cast<int32_t>(s.size());
+  for (int32_t i = 0; i < n;) {
+    if (p[i] < 0x80) {  // ASCII has no format characters
+      ++i;
+      continue;
+    }
+    UChar32 c = 0;
+    U8_NEXT(p, i, n, c);
+    if (c < 0) continue;  // ill-formed: IsValidUtf8 reports it
+    // ZERO WIDTH NON-JOINER and JOINER are kept: Persian and Indic names are spelt with them,
+    // and emoji sequences are joined by them. Neither reorders text.
+    if (c == 0x200C || c == 0x200D) continue;
+    if (u_charType(c) == U_FORMAT_CHAR) return static_cast<uint32_t>(c);
+  }
+  return std::nullopt;
 }
 
 Status ValidateExternalId(std::string_view id, std::string_view field) {

@@ -2,6 +2,8 @@
 // kInvalid with a stable code and the field path given by the caller. Thread-safe.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -21,10 +23,14 @@ inline constexpr size_t kMaxTextBytes = 1500;
 bool IsValidUtf8(std::string_view s);
 // True when s holds a C0 control character, DEL, or a C1 control (U+0080-U+009F).
 bool HasControlCharacters(std::string_view s);
+// The first invisible format character (Unicode category Cf: bidirectional overrides and
+// isolates, zero-width space, soft hyphen, BOM, tag characters, ...) in UTF-8 text, or nullopt.
+// U+200C/U+200D (zero-width non-joiner and joiner) are not reported: names are spelt with them.
+std::optional<uint32_t> FirstFormatCharacter(std::string_view s);
 
 // Codes: "invalid_external_id".
 Status ValidateExternalId(std::string_view id, std::string_view field);
-// Codes: "invalid_name" (too long, bad UTF-8, control characters).
+// Codes: "invalid_name" (too long, bad UTF-8, control or invisible format characters).
 Status ValidateName(std::string_view name, std::string_view field);
 // Codes: "invalid_group_key".
 Status ValidateGroupKey(std::string_view key, std::string_view field);

@@ -192,6 +192,7 @@ CurlHttpClient::CurlHttpClient(const HttpClientOptions& options, asio::io_contex
   defaults_.close_socket_data = driver_.get();
   defaults_.opener_connected = &CurlHttpClient::OnOpenerConnected;
   defaults_.opener_connected_data = this;
+  defaults_.destinations = options_.destinations.get();
   if (CURL* probe = curl_easy_init(); probe != nullptr) {
     char* ca = nullptr;
     if (curl_easy_getinfo(probe, CURLINFO_CAINFO, &ca) == CURLE_OK && ca != nullptr) {

@@ -57,6 +57,21 @@ std::string ErrorText(CURLcode code, const char* buffer, const char* override_te
   return curl_easy_strerror(code);
 }
 
+// The host of scheme://[user@]host[:port]/..., brackets removed; "" when there is none.
+std::string HostOf(std::string_view url) {
+  const size_t scheme = url.find("://");
+  if (scheme == std::string_view::npos) return {};
+  std::string_view authority = url.substr(scheme + 3);
+  authority = authority.substr(0, authority.find_first_of("/?#"));
+  if (const size_t at = authority.rfind('@'); at != std::string_view::npos) {
+    authority.remove_prefix(at + 1);
+  }
+  if (!authority.empty() && authority.front() == '[') {
+    return std::string(authority.substr(1, authority.find(']') - 1));
+  }
+  return std::string(authority.substr(0, authority.find(':')));
+}
+
 }  // namespace
 
 Transfer::Transfer(const TransferDefaults* defaults)
@@ -79,6 +94,17 @@ void Transfer::SetKind(Kind kind) {
     curl_easy_setopt(easy_, CURLOPT_CLOSESOCKETFUNCTION, defaults_->close_socket);
     curl_easy_setopt(easy_, CURLOPT_CLOSESOCKETDATA, defaults_->close_socket_data);
   }
+  // Only the protocols Herald speaks, and no redirects (no provider sends one to an API call):
+  // a stored URL cannot make curl speak gopher, dict, file or ftp, or follow a Location to an
+  // internal address.
+  const char* protocols = kind == Kind::kHttp ? "http,https" : "smtp,smtps";
+  curl_easy_setopt(easy_, CURLOPT_PROTOCOLS_STR, protocols);
+  curl_easy_setopt(easy_, CURLOPT_REDIR_PROTOCOLS_STR, protocols);
+  curl_easy_setopt(easy_, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(easy_, CURLOPT_MAXREDIRS, 0L);
+  // Every new connection's address is checked (the destination policy), also for SMTP.
+  curl_easy_setopt(easy_, CURLOPT_OPENSOCKETFUNCTION, &Transfer::OnOpenSocket);
+  curl_easy_setopt(easy_, CURLOPT_OPENSOCKETDATA, this);
   if (kind == Kind::kHttp) {
     curl_easy_setopt(easy_, CURLOPT_WRITEFUNCTION, &Transfer::OnBody);
     curl_easy_setopt(easy_, CURLOPT_WRITEDATA, this);
@@ -86,8 +112,6 @@ void Transfer::SetKind(Kind kind) {
     curl_easy_setopt(easy_, CURLOPT_HEADERDATA, this);
     curl_easy_setopt(easy_, CURLOPT_PREREQFUNCTION, &Transfer::OnPrereq);
     curl_easy_setopt(easy_, CURLOPT_PREREQDATA, this);
-    curl_easy_setopt(easy_, CURLOPT_OPENSOCKETFUNCTION, &Transfer::OnOpenSocket);
-    curl_easy_setopt(easy_, CURLOPT_OPENSOCKETDATA, this);
   } else {
     curl_easy_setopt(easy_, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(easy_, CURLOPT_READFUNCTION, &Transfer::OnRead);
@@ -112,9 +136,11 @@ void Transfer::PrepareHttp(HttpJob job, long timeout_ms, H2cRole role) {
   error_[0] = '\0';
   role_ = role;
   refused_socket_ = false;
+  refused_why_.clear();
   request_started_ = false;
   saw_response_ = false;
   const HttpRequest& r = http_.request;
+  host_ = HostOf(r.url);
 
   curl_easy_setopt(easy_, CURLOPT_URL, r.url.c_str());
   const bool https = StartsWithNoCase(r.url, "https:");
@@ -170,7 +196,9 @@ void Transfer::PrepareMail(MailJob job, long timeout_ms) {
   mail_offset_ = 0;
   last_reply_.clear();
   quit_sent_ = false;
+  refused_why_.clear();
   const SmtpMessage& m = mail_.message;
+  host_ = HostOf(m.url);
 
   curl_easy_setopt(easy_, CURLOPT_URL, m.url.c_str());
   curl_easy_setopt(easy_, CURLOPT_USE_SSL,
@@ -232,6 +260,10 @@ void Transfer::FinishHttp(CURLcode result, const char* error, Completion& out) {
   r.curl_code = static_cast<int>(result);
   r.error = ErrorText(result, error_, error);
   r.timed_out = result == CURLE_OPERATION_TIMEDOUT;
+  if (result == CURLE_COULDNT_CONNECT && !refused_why_.empty()) {
+    r.destination_refused = true;
+    r.error = std::string(kDestinationRefused) + refused_why_;
+  }
   // Conservative: once curl had a connection and began writing the request (the pre-request
   // callback), the peer may have seen it.
   r.sent = started || IsReceiveSideError(result);
@@ -256,6 +288,10 @@ void Transfer::FinishMail(CURLcode result, const char* error, Completion& out) {
   r.curl_code = static_cast<int>(result);
   r.error = ErrorText(result, error_, error);
   r.timed_out = result == CURLE_OPERATION_TIMEDOUT;
+  if (result == CURLE_COULDNT_CONNECT && !refused_why_.empty()) {
+    r.destination_refused = true;
+    r.error = std::string(kDestinationRefused) + refused_why_;
+  }
 }
 
 void Transfer::Clear() {
@@ -300,9 +336,18 @@ size_t Transfer::OnHeader(char* data, size_t size, size_t count, void* self) {
 
 curl_socket_t Transfer::OnOpenSocket(void* self, curlsocktype, curl_sockaddr* address) {
   auto* t = static_cast<Transfer*>(self);
-  if (t->role_ == H2cRole::kReuseOnly) {
+  if (t->kind_ == Kind::kHttp && t->role_ == H2cRole::kReuseOnly) {
     t->refused_socket_ = true;
     return CURL_SOCKET_BAD;
+  }
+  if (const DestinationPolicy* policy = t->defaults_->destinations; policy != nullptr) {
+    IpEndpoint destination;
+    std::string why;
+    if (!IpEndpoint::FromSockaddr(&address->addr, &destination) ||
+        !policy->Allows(destination, t->host_, &why)) {
+      t->refused_why_ = why.empty() ? "the address family is not IP" : why;
+      return CURL_SOCKET_BAD;  // curl tries the host's next address, if any
+    }
   }
   return ::socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
 }

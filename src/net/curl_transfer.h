@@ -15,6 +15,7 @@
 #include <string>
 #include <utility>
 
+#include "net/destination_policy.h"
 #include "net/http_client.h"
 #include "net/job.h"
 
@@ -42,6 +43,8 @@ struct TransferDefaults {
   // Called (inside curl) when a kOpener's new connection is up and its request about to go.
   void (*opener_connected)(void* data, Transfer* transfer) = nullptr;
   void* opener_connected_data = nullptr;
+  // Where connections may go; nullptr = anywhere.
+  const DestinationPolicy* destinations = nullptr;
 };
 
 class Transfer {
@@ -105,6 +108,8 @@ class Transfer {
   HttpResponse response_;
   H2cRole role_ = H2cRole::kPlain;
   bool refused_socket_ = false;
+  std::string host_;              // the URL's host, for the destination policy's name rules
+  std::string refused_why_;       // set when the destination policy refused an address
   bool request_started_ = false;  // curl had a connection and began to write the request
   bool saw_response_ = false;     // a header or body byte arrived
 

@@ -193,6 +193,7 @@ void H2ClientImpl::Pump(H2Origin& origin) {
     target.verify_tls = origin.verify_tls;
     target.connect_timeout_ms = options_.connect_timeout_ms;
     target.max_concurrent_streams = options_.max_concurrent_streams;
+    target.destinations = options_.destinations.get();
     auto connection = std::make_shared<H2Connection>(io_, *this, &origin, std::move(target));
     origin.connections.push_back(connection);
     connection->Start();

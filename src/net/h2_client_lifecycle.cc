@@ -98,6 +98,8 @@ void H2ClientImpl::Fail(H2Request* request, int curl_code, std::string error, bo
   response.error = std::move(error);
   response.timed_out = timed_out;
   response.sent = sent;
+  response.destination_refused =
+      curl_code == CURLE_COULDNT_CONNECT && response.error.starts_with(kDestinationRefused);
   Finish(request, std::move(response));
 }
 

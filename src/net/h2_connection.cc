@@ -75,7 +75,19 @@ void H2Connection::Start() {
       });
 }
 
-void H2Connection::Connect(const std::vector<Tcp::endpoint>& endpoints) {
+void H2Connection::Connect(std::vector<Tcp::endpoint> endpoints) {
+  if (target_.destinations != nullptr) {
+    std::string why;
+    std::erase_if(endpoints, [&](const Tcp::endpoint& endpoint) {
+      IpEndpoint destination;
+      return !IpEndpoint::FromSockaddr(endpoint.data(), &destination) ||
+             !target_.destinations->Allows(destination, target_.host, &why);
+    });
+    if (endpoints.empty()) {
+      Fail(CURLE_COULDNT_CONNECT, std::string(kDestinationRefused) + why);
+      return;
+    }
+  }
   asio::async_connect(
       socket_, endpoints, [self = shared_from_this()](const error_code& ec, const Tcp::endpoint&) {
         if (self->closed_) return;

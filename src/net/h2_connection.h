@@ -26,6 +26,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "net/destination_policy.h"
 #include "net/h2_request.h"
 
 namespace herald::net::internal {
@@ -68,7 +69,8 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
     boost::asio::ssl::context* tls = nullptr;  // https: outlives the connection
     bool verify_tls = true;
     int connect_timeout_ms = 5'000;
-    int max_concurrent_streams = 100;  // our own cap, besides the server's
+    int max_concurrent_streams = 100;                 // our own cap, besides the server's
+    const DestinationPolicy* destinations = nullptr;  // where it may connect; nullptr = anywhere
   };
 
   H2Connection(boost::asio::io_context& io, H2ConnectionOwner& owner, H2Origin* origin,
@@ -103,7 +105,7 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
  private:
   using Tcp = boost::asio::ip::tcp;
 
-  void Connect(const std::vector<Tcp::endpoint>& endpoints);
+  void Connect(std::vector<Tcp::endpoint> endpoints);
   void Handshake();
   void BecomeReady();
   void Read();

@@ -22,6 +22,8 @@
 
 namespace herald::net {
 
+class DestinationPolicy;
+
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
 struct HttpRequest {
@@ -48,8 +50,9 @@ struct HttpResponse {
   int curl_code = 0;
   std::string error;  // what went wrong when curl_code != 0
   bool timed_out = false;
-  bool sent = false;     // the request was (at least partly) written: a retry may duplicate
-  int http_version = 0;  // 11 or 2
+  bool sent = false;  // the request was (at least partly) written: a retry may duplicate
+  bool destination_refused = false;  // HttpClientOptions::destinations refused every address
+  int http_version = 0;              // 11 or 2
   double total_ms = 0;
 
   // The first header of that (lower-case) name, or "".
@@ -75,6 +78,7 @@ struct SmtpResult {
   int curl_code = 0;
   std::string error;
   bool timed_out = false;
+  bool destination_refused = false;  // HttpClientOptions::destinations refused every address
 };
 
 struct HttpClientOptions {
@@ -97,6 +101,11 @@ struct HttpClientOptions {
   // min(server's limit, max_concurrent_streams)); an https server that does not select h2 by
   // ALPN is served by libcurl from then on. false: libcurl serves every request.
   bool native_http2 = true;
+
+  // Where requests may connect (SSRF guard, destination_policy.h), checked on the address each
+  // new connection goes to; nullptr = anywhere (tests and tools). A refused destination
+  // completes the request with curl_code 7 and destination_refused set.
+  std::shared_ptr<const DestinationPolicy> destinations;
 };
 
 class HttpClient {

@@ -58,4 +58,10 @@ Result<std::shared_ptr<providers::ProviderRouter>> ProviderDirectory::RouterFor(
   return entry.router;
 }
 
+void ProviderDirectory::Refresh(const std::string& tenant_id, Channel channel) {
+  std::lock_guard lock(mu_);
+  auto it = cache_.find(std::make_pair(tenant_id, channel));
+  if (it != cache_.end()) it->second.checked_at = 0;
+}
+
 }  // namespace herald

@@ -1,7 +1,8 @@
 // Which providers serve a tenant's channel: the ProviderRouter built from the tenant's stored
 // settings or, for a tenant without settings of its own, from the fallback chain (the simulator
 // in the demo and the tests). Routers are cached and rebuilt only when the stored settings
-// change (looked at again at most every refresh_ms), so circuit breakers and provider tokens
+// change (looked at again at most every refresh_ms, and at once when this process stored them:
+// Refresh), so circuit breakers and provider tokens
 // (APNs JWTs must not be re-minted more often than every 20 minutes) survive.
 //
 // Thread-safety: RouterFor from any thread. The store, client and timer queue outlive it; a
@@ -46,6 +47,10 @@ class ProviderDirectory {
   // "invalid_provider_config" when the stored settings cannot be built.
   Result<std::shared_ptr<providers::ProviderRouter>> RouterFor(const std::string& tenant_id,
                                                                Channel channel);
+  // The tenant's settings for the channel changed (in this process): the next RouterFor reads
+  // them again instead of waiting for refresh_ms. A router whose document did not change is
+  // kept, breakers and tokens with it.
+  void Refresh(const std::string& tenant_id, Channel channel);
 
  private:
   struct Entry {

@@ -153,6 +153,12 @@ SendResult TransportFailure(std::string_view provider, const net::HttpResponse& 
   r.provider = std::string(provider);
   r.reason = response.timed_out ? "timeout" : "transport: " + response.error;
   if (response.sent) r.reason += " (request may have reached the provider)";
+  if (response.destination_refused) {
+    // The tenant's settings point where Herald may not connect: a configuration fault, like
+    // wrong credentials (try another provider, alert), not an outage.
+    r.outcome = Outcome::kAuthError;
+    r.reason = "destination_refused: " + response.error;
+  }
   return r;
 }
 

@@ -58,7 +58,8 @@ std::string Base64(std::string_view data);  // standard alphabet, padded (HTTP B
 void AppendTitleAndBody(std::string& out, std::string_view title, std::string_view body);
 // Retry-After as seconds or an HTTP date; -1 when absent or unreadable.
 int RetryAfterMs(const net::HttpResponse& response);
-// A request that got no HTTP answer (connect failure, timeout, reset): retry.
+// A request that got no HTTP answer (connect failure, timeout, reset): retry; one the
+// destination policy refused: auth_error (a configuration fault), reason "destination_refused".
 SendResult TransportFailure(std::string_view provider, const net::HttpResponse& response);
 // A UUID for a delivery id: the id itself when it is one (lower-cased), else a stable
 // name-based UUID derived from it (so a resend carries the same apns-id).

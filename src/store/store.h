@@ -97,6 +97,13 @@ struct DeliveryUpdate {
   UnixMillis dispatched_at = 0;
 };
 
+// What a delivery receipt did (Store::RecordReceipt).
+enum class ReceiptOutcome {
+  kApplied,    // the sent delivery moved to the receipt's stage
+  kDuplicate,  // the delivery is already at that stage (a replay, or the provider's retry)
+  kStale,      // the delivery is past `sent` at another stage; a receipt never moves it back
+};
+
 struct ApiKeyRecord {
   ApiKey key;
   std::vector<uint8_t> hash;
@@ -111,7 +118,7 @@ class Store {
   virtual Result<Tenant> CreateTenant(Tenant tenant) = 0;
   virtual Result<Tenant> GetTenant(std::string_view tenant_id) = 0;
   virtual Result<Page<Tenant>> ListTenants(const PageRequest& page) = 0;
-  // Replaces name, delivery_deadline_minutes and default_consent_days.
+  // Replaces name, delivery_deadline_minutes, default_consent_days and rate_limits.
   virtual Result<Tenant> UpdateTenant(const Tenant& tenant) = 0;
 
   // ---- API keys ----
@@ -225,9 +232,13 @@ class Store {
                                                      const PageRequest& page) = 0;
   // A provider's delivery receipt: moves the tenant's sent delivery whose provider message id
   // this is to `stage` (kDelivered or kFailed). kNotFound when the tenant has no such delivery.
-  virtual Status RecordReceipt(std::string_view tenant_id, std::string_view provider,
-                               std::string_view provider_message_id, DeliveryStatus stage,
-                               std::string_view reason) = 0;
+  // Receipts move a delivery only out of `sent`, so a replayed or late receipt never moves one
+  // backwards (failed back to delivered, or delivered to failed): a delivery already at `stage`
+  // is kDuplicate, one at any other status kStale, and neither is changed.
+  virtual Result<ReceiptOutcome> RecordReceipt(std::string_view tenant_id,
+                                               std::string_view provider,
+                                               std::string_view provider_message_id,
+                                               DeliveryStatus stage, std::string_view reason) = 0;
 
   // ---- audit ----
   // Queues the record; it is written with the next batch (not waited for).

@@ -428,8 +428,42 @@ TEST_P(StoreConformanceTest, ReceiptsMoveOnlyTheTenantsOwnSentDeliveries) {
                ErrorKind::kNotFound, "delivery_not_found");
   EXPECT_ERROR(store().RecordReceipt(t.id, "vonage", "SM123", DeliveryStatus::kDelivered, ""),
                ErrorKind::kNotFound, "delivery_not_found");
-  ASSERT_OK(store().RecordReceipt(t.id, "twilio", "SM123", DeliveryStatus::kDelivered, ""));
+  Result<ReceiptOutcome> applied =
+      store().RecordReceipt(t.id, "twilio", "SM123", DeliveryStatus::kDelivered, "");
+  ASSERT_OK(applied);
+  EXPECT_EQ(*applied, ReceiptOutcome::kApplied);
   EXPECT_EQ(Count(GetN(store(), t, n.id), DeliveryStatus::kDelivered), 1);
+}
+
+TEST_P(StoreConformanceTest, ReceiptsNeverMoveADeliveryBackwards) {
+  Tenant t = NewTenant();
+  Put(MakeUser(t.id, "s", {Dev(Channel::kSms, "+14155550103")}, {"g"}));
+  Notification n = CreateN(store(), t, {"g"});
+  std::vector<DeliveryJob> jobs = FanOutAll(store(), n.id, 100);
+  ASSERT_EQ(jobs.size(), 1u);
+  store().RecordDeliveryUpdates(
+      {{jobs[0].delivery, DeliveryStatus::kSent, NowMillis(), "twilio", 1, "", "SM9", false}});
+  ASSERT_OK(store().Flush());
+  auto receipt = [&](DeliveryStatus stage) {
+    Result<ReceiptOutcome> r = store().RecordReceipt(t.id, "twilio", "SM9", stage, "30003");
+    EXPECT_TRUE(r.ok());
+    return r.ok() ? *r : ReceiptOutcome::kApplied;
+  };
+  EXPECT_EQ(receipt(DeliveryStatus::kFailed), ReceiptOutcome::kApplied);
+  // The same receipt again (a replay, or the provider retrying) is a duplicate; an older
+  // `delivered` arriving late, or replayed, is stale: the delivery stays failed.
+  EXPECT_EQ(receipt(DeliveryStatus::kFailed), ReceiptOutcome::kDuplicate);
+  EXPECT_EQ(receipt(DeliveryStatus::kDelivered), ReceiptOutcome::kStale);
+  const Notification after = GetN(store(), t, n.id);
+  EXPECT_EQ(Count(after, DeliveryStatus::kFailed), 1);
+  EXPECT_EQ(Count(after, DeliveryStatus::kDelivered), 0);
+  Result<Page<DeliveryEvent>> events = store().ListUserEvents(t.id, "s", PageRequest{});
+  ASSERT_OK(events);
+  int receipt_events = 0;
+  for (const DeliveryEvent& e : events->items) {
+    receipt_events += e.stage == DeliveryStatus::kFailed || e.stage == DeliveryStatus::kDelivered;
+  }
+  EXPECT_EQ(receipt_events, 1) << "refused receipts wrote no event";
 }
 
 TEST_P(StoreConformanceTest, MissingGroupsNamesOnlyKeysWithoutAGroup) {

@@ -116,6 +116,30 @@ TEST_P(StoreConformanceTest, UpdateTenantReplacesFields) {
   EXPECT_EQ(got->name, "New");
   EXPECT_EQ(got->delivery_deadline_minutes, 10);
   EXPECT_EQ(got->default_consent_days, 7);
+  EXPECT_EQ(got->rate_limits, RateLimits{}) << "no overrides: the defaults apply";
+}
+
+TEST_P(StoreConformanceTest, TenantRateLimitsAreKeptAndReplaced) {
+  Tenant t = NewTenant("Limited");
+  t.rate_limits[RateClass::kSends] = RateQuota{500, 1, 50};
+  t.rate_limits[RateClass::kImports] = RateQuota{3, 3600, 0};
+  ASSERT_OK(store().UpdateTenant(t));
+  Result<Tenant> got = store().GetTenant(t.id);
+  ASSERT_OK(got);
+  EXPECT_EQ(got->rate_limits, t.rate_limits);
+  t.rate_limits[RateClass::kSends].reset();
+  ASSERT_OK(store().UpdateTenant(t));
+  got = store().GetTenant(t.id);
+  ASSERT_OK(got);
+  EXPECT_FALSE(got->rate_limits[RateClass::kSends].has_value());
+  EXPECT_EQ(got->rate_limits[RateClass::kImports], (RateQuota{3, 3600, 0}));
+  Result<Page<Tenant>> listed = store().ListTenants(PageRequest{});
+  ASSERT_OK(listed);
+  bool found = false;
+  for (const Tenant& each : listed->items) {
+    if (each.id == t.id) found = each.rate_limits == t.rate_limits;
+  }
+  EXPECT_TRUE(found) << "listings carry the limits too";
 }
 
 TEST_P(StoreConformanceTest, ListTenantsPagesWithCursor) {

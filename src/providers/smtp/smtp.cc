@@ -92,6 +92,9 @@ class SmtpProvider final : public Provider {
       r.outcome = mailbox ? Outcome::kInvalidAddress : Outcome::kRejected;
     } else if (res.code >= 500) {
       r.outcome = Outcome::kRejected;
+    } else if (res.destination_refused) {
+      r.outcome = Outcome::kAuthError;  // our configuration is at fault: try another provider
+      r.reason = "destination_refused: " + res.error;
     } else {
       r.outcome = Outcome::kRetry;  // no reply: connection failure or timeout
     }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "common/sealed_ids.h"
 #include "crypto/crypto.h"
 
 namespace herald::sqlite {
@@ -37,18 +38,16 @@ Result<std::string> DecodeCursor(char tag, std::string_view cursor) {
 }
 
 std::string EncodeIdCursor(char tag, int64_t last_id) {
-  return EncodeCursor(tag, std::to_string(last_id));
+  return EncodeCursor(tag, SealRowKey(tag, last_id));
 }
 
 Result<int64_t> DecodeIdCursor(char tag, std::string_view cursor) {
   if (cursor.empty()) return int64_t{0};
   Result<std::string> key = DecodeCursor(tag, cursor);
   if (!key.ok()) return key.take_error();
-  int64_t id = 0;
-  const char* end = key->data() + key->size();
-  auto [ptr, ec] = std::from_chars(key->data(), end, id);
-  if (ec != std::errc() || ptr != end || id <= 0) return InvalidCursor();
-  return id;
+  const std::optional<int64_t> id = OpenRowKey(tag, *key);
+  if (!id) return InvalidCursor();
+  return *id;
 }
 
 }  // namespace herald::sqlite

@@ -21,7 +21,8 @@ std::string EncodeCursor(char tag, std::string_view last_key);
 // (field "cursor") when the cursor was not made by EncodeCursor with this tag.
 Result<std::string> DecodeCursor(char tag, std::string_view cursor);
 
-// The same for integer keys (e.g. audit ids); 0 for an empty cursor.
+// The same for row keys (audit ids, delivery and event keys), sealed (common/sealed_ids.h) so
+// that a cursor does not show how many rows all tenants together have; 0 for an empty cursor.
 std::string EncodeIdCursor(char tag, int64_t last_id);
 Result<int64_t> DecodeIdCursor(char tag, std::string_view cursor);
 

@@ -313,19 +313,21 @@ Result<Page<DeliveryEvent>> SqliteStore::ListUserEvents(std::string_view tenant_
   });
 }
 
-Status SqliteStore::RecordReceipt(std::string_view tenant_id, std::string_view provider,
-                                  std::string_view provider_message_id, DeliveryStatus stage,
-                                  std::string_view reason) {
-  return NoThrow([&]() -> Status {
+Result<ReceiptOutcome> SqliteStore::RecordReceipt(std::string_view tenant_id,
+                                                  std::string_view provider,
+                                                  std::string_view provider_message_id,
+                                                  DeliveryStatus stage, std::string_view reason) {
+  return NoThrow([&]() -> Result<ReceiptOutcome> {
     Result<TenantRef> tenant = tenants_.Get(tenant_id);
     if (!tenant.ok()) return tenant.take_error();
     const std::string p(provider);
     const std::string r(reason);
-    return writer_->Run([&](Connection& c) -> Status {
+    ReceiptOutcome outcome = ReceiptOutcome::kApplied;
+    Status written = writer_->Run([&](Connection& c) -> Status {
       int64_t pk = 0;
       {
         Stmt q = c.Prepare(
-            "SELECT pk FROM deliveries WHERE provider = ?1 AND provider_message_id = ?2 "
+            "SELECT pk, status FROM deliveries WHERE provider = ?1 AND provider_message_id = ?2 "
             "AND provider_message_id IS NOT NULL AND channel IN ('email', 'sms') "
             "AND tenant_pk = ?3");
         q.Bind(1, provider).Bind(2, provider_message_id).Bind(3, tenant->pk);
@@ -336,7 +338,13 @@ Status SqliteStore::RecordReceipt(std::string_view tenant_id, std::string_view p
                            "No sent delivery has this provider message id.", "message_id");
         }
         pk = q.Int(0);
+        const auto status = static_cast<DeliveryStatus>(q.Int(1));
+        if (status != DeliveryStatus::kSent) {
+          outcome = status == stage ? ReceiptOutcome::kDuplicate : ReceiptOutcome::kStale;
+          return Status::Ok();
+        }
       }
+      outcome = ReceiptOutcome::kApplied;
       DeliveryUpdate u;
       u.delivery = pk;
       u.stage = stage;
@@ -348,6 +356,8 @@ Status SqliteStore::RecordReceipt(std::string_view tenant_id, std::string_view p
       if (!applied.ok()) return applied.take_error();
       return counts.Apply(c);
     });
+    if (!written.ok()) return written.take_error();
+    return outcome;
   });
 }
 

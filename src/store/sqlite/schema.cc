@@ -197,6 +197,11 @@ CREATE INDEX deliveries_notification ON deliveries(notification_pk);
 CREATE INDEX deliveries_uncommon_status ON deliveries(notification_pk, status)
   WHERE status NOT IN (0, 2);
 )sql",
+    // ---- version 4: per-tenant rate limits ----
+    R"sql(
+-- The admin's overrides of the default quotas, model's EncodeRateLimits form ('' = defaults).
+ALTER TABLE tenants ADD COLUMN rate_limits TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 constexpr int kVersions = static_cast<int>(std::size(kMigrations));

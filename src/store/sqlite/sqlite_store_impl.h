@@ -98,9 +98,9 @@ class SqliteStore final : public Store {
   Result<Page<DeliveryEvent>> ListUserEvents(std::string_view tenant_id,
                                              std::string_view external_id,
                                              const PageRequest& page) override;
-  Status RecordReceipt(std::string_view tenant_id, std::string_view provider,
-                       std::string_view provider_message_id, DeliveryStatus stage,
-                       std::string_view reason) override;
+  Result<ReceiptOutcome> RecordReceipt(std::string_view tenant_id, std::string_view provider,
+                                       std::string_view provider_message_id, DeliveryStatus stage,
+                                       std::string_view reason) override;
 
   void AppendAudit(AuditRecord record) override;
   Result<Page<AuditRecord>> ListAudit(std::string_view tenant_id, const PageRequest& page) override;

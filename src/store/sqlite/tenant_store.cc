@@ -12,9 +12,10 @@ namespace {
 
 constexpr char kTenantCursor = 't';
 
+// Reads the columns of the tenant SELECTs below.
 Tenant TenantFromRow(const Stmt& q) {
   return Tenant{q.Text(0), q.Text(1), static_cast<int>(q.Int(2)), static_cast<int>(q.Int(3)),
-                q.Int(4),  q.Int(5)};
+                q.Int(4),  q.Int(5),  DecodeRateLimits(q.Text(6))};
 }
 
 std::string JoinScopes(const std::vector<std::string>& scopes) {
@@ -75,13 +76,15 @@ Result<Tenant> SqliteStore::CreateTenant(Tenant tenant) {
     Status s = writer_->Run([&](Connection& c) -> Status {
       Stmt w = c.Prepare(
           "INSERT INTO tenants (id, name, delivery_deadline_minutes, default_consent_days, "
-          "wrapped_key, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)");
+          "wrapped_key, created_at, updated_at, rate_limits) "
+          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)");
       Status r = w.Bind(1, tenant.id)
                      .Bind(2, tenant.name)
                      .Bind(3, tenant.delivery_deadline_minutes)
                      .Bind(4, tenant.default_consent_days)
                      .BindBlob(5, wrapped)
                      .Bind(6, tenant.created_at)
+                     .Bind(7, EncodeRateLimits(tenant.rate_limits))
                      .Run();
       pk = c.LastInsertRowid();
       return RenameConflict(std::move(r), "duplicate_tenant", "A tenant with this id exists.");
@@ -97,7 +100,7 @@ Result<Tenant> SqliteStore::GetTenant(std::string_view tenant_id) {
     ReadPool::Lease conn = readers_->Acquire();
     Stmt q = conn->Prepare(
         "SELECT id, name, delivery_deadline_minutes, default_consent_days, created_at, "
-        "updated_at FROM tenants WHERE id = ?1");
+        "updated_at, rate_limits FROM tenants WHERE id = ?1");
     q.Bind(1, tenant_id);
     Result<bool> row = q.Next();
     if (!row.ok()) return row.take_error();
@@ -114,7 +117,7 @@ Result<Page<Tenant>> SqliteStore::ListTenants(const PageRequest& page) {
     ReadPool::Lease conn = readers_->Acquire();
     Stmt q = conn->Prepare(
         "SELECT id, name, delivery_deadline_minutes, default_consent_days, created_at, "
-        "updated_at FROM tenants WHERE id > ?1 ORDER BY id LIMIT ?2");
+        "updated_at, rate_limits FROM tenants WHERE id > ?1 ORDER BY id LIMIT ?2");
     q.Bind(1, *after).Bind(2, limit + 1);
     Page<Tenant> out;
     for (;;) {
@@ -135,15 +138,18 @@ Result<Tenant> SqliteStore::UpdateTenant(const Tenant& tenant) {
   return NoThrow([&]() -> Result<Tenant> {
     Tenant stored = tenant;
     stored.updated_at = NowMillis();
+    const std::string limits = EncodeRateLimits(stored.rate_limits);  // bound without a copy
     Status s = writer_->Run([&](Connection& c) -> Status {
       Stmt w = c.Prepare(
           "UPDATE tenants SET name = ?2, delivery_deadline_minutes = ?3, "
-          "default_consent_days = ?4, updated_at = ?5 WHERE id = ?1 RETURNING created_at");
+          "default_consent_days = ?4, updated_at = ?5, rate_limits = ?6 WHERE id = ?1 "
+          "RETURNING created_at");
       w.Bind(1, stored.id)
           .Bind(2, stored.name)
           .Bind(3, stored.delivery_deadline_minutes)
           .Bind(4, stored.default_consent_days)
-          .Bind(5, stored.updated_at);
+          .Bind(5, stored.updated_at)
+          .Bind(6, limits);
       Result<bool> row = w.Next();
       if (!row.ok()) return row.take_error();
       if (!*row) return TenantNotFound();
