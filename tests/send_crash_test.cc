@@ -16,6 +16,7 @@
 
 #include "support/api_helpers.h"
 #include "support/herald_process.h"
+#include "support/sim_process.h"
 
 namespace herald::e2e {
 namespace {
@@ -23,44 +24,6 @@ namespace {
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
-
-// `herald sim` as a child process on free loopback ports.
-class SimProcess {
- public:
-  SimProcess() : port_(PickFreePort()), smtp_port_(PickFreePort()) {
-    const std::string bin = HeraldBinary();
-    const std::string listen = "127.0.0.1:" + std::to_string(port_);
-    const std::string smtp = "127.0.0.1:" + std::to_string(smtp_port_);
-    pid_ = fork();
-    if (pid_ == 0) {
-      std::freopen("/dev/null", "w", stderr);
-      execl(bin.c_str(), bin.c_str(), "sim", "--listen", listen.c_str(), "--smtp-listen",
-            smtp.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-  }
-  ~SimProcess() {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  bool WaitReady() {
-    for (auto until = Clock::now() + 10s; Clock::now() < until; std::this_thread::sleep_for(50ms)) {
-      if (Client().Get("/healthz").status == 200) return true;
-    }
-    return false;
-  }
-  HttpClient Client() const { return HttpClient("127.0.0.1", port_); }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  std::string smtp() const { return "127.0.0.1:" + std::to_string(smtp_port_); }
-  json Stats() { return Client().Get("/sim/stats").Json()["providers"]; }
-
- private:
-  uint16_t port_;
-  uint16_t smtp_port_;
-  pid_t pid_ = -1;
-};
 
 std::string Token(int i) {
   char buf[17];

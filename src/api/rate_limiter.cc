@@ -46,12 +46,15 @@ RateDecision RateLimiter::Refill(Shard& shard, const std::string& key, const Rat
   const double per_ms = capacity / (static_cast<double>(std::max<int64_t>(1, q.window_s)) * 1000);
   auto [it, fresh] = shard.buckets.try_emplace(key, Bucket{capacity, now, capacity, per_ms});
   Bucket& b = it->second;
-  b.capacity = capacity;
-  b.per_ms = per_ms;
   if (!fresh && now > b.at) {
-    b.tokens = std::min(capacity, b.tokens + static_cast<double>(now - b.at) * per_ms);
+    b.tokens = std::min(b.capacity, b.tokens + static_cast<double>(now - b.at) * b.per_ms);
   }
-  b.tokens = std::min(b.tokens, capacity);  // the quota may have been lowered
+  if (b.capacity != capacity) {
+    // The quota changed: what was used of it stays used, the difference is there at once.
+    b.tokens = std::clamp(b.tokens + capacity - b.capacity, 0.0, capacity);
+    b.capacity = capacity;
+  }
+  b.per_ms = per_ms;
   b.at = std::max(b.at, now);
   RateDecision d;
   d.policy = std::string(policy);

@@ -80,6 +80,12 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 10000000))
       ->capture_default_str();
   serve_cmd
+      ->add_option("--header-timeout-ms", serve.header_timeout_ms,
+                   "Time a request's head may take to arrive (slow clients get 408)")
+      ->envname("HERALD_HEADER_TIMEOUT_MS")
+      ->check(CLI::Range(100, 600000))
+      ->capture_default_str();
+  serve_cmd
       ->add_option("--api-processes", serve.api_processes,
                    "API processes that share the tenants' rate limits (each enforces 1/N)")
       ->envname("HERALD_API_PROCESSES")

@@ -265,6 +265,7 @@ int RunServe(const ServeOptions& options) {
   server_options.listen = options.listen;
   server_options.max_connections = ConnectionCeiling(options.max_connections);
   server_options.max_connections_per_client = options.max_connections_per_client;
+  server_options.header_timeout_ms = options.header_timeout_ms;
   server_options.io_threads = options.io_threads;
   server_options.worker_threads = options.worker_threads;
   server_options.tls_cert_file = options.tls_cert;

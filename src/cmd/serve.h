@@ -35,6 +35,7 @@ struct ServeOptions {
   // reserve for the store, the providers and the health-check reserve.
   int max_connections = 0;
   int max_connections_per_client = 1'000;  // 0 = no per-client cap (behind a proxy)
+  int header_timeout_ms = 10'000;          // a request's head must arrive within this (else 408)
   // How many API processes share each tenant's quotas: each enforces 1/N of them.
   int api_processes = 1;
   // Failed authentications one client address may make a minute before its requests are

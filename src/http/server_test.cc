@@ -332,6 +332,44 @@ TEST_F(ServerTest, StreamedBodyOverTheLimitGets413AndFinishesIncomplete) {
   EXPECT_EQ(log->finishes, std::vector<bool>{false});
 }
 
+// A sink that already acted on part of a body (an import that stored its first lines) must not
+// be contradicted by an error status for the whole request.
+class PartialSink : public BodySink {
+ public:
+  bool Write(std::string_view piece) override {
+    stored_ += piece.size();
+    return true;
+  }
+  Response Finish(bool complete) override {
+    Response r;
+    r.status = 200;
+    r.content_type = "text/plain";
+    r.body = std::string(complete ? "complete" : "partial") + " stored=" + std::to_string(stored_);
+    return r;
+  }
+
+ private:
+  size_t stored_ = 0;
+};
+
+TEST_F(ServerTest, ASinkThatStoredPartOfABodyAnswersForItWhenTheReadFails) {
+  handler_->plan = [](const Request&) { return BodyPlan{true, 1000}; };
+  handler_->open_stream = [](const Request&) -> std::variant<Response, std::unique_ptr<BodySink>> {
+    return std::make_unique<PartialSink>();
+  };
+  StartServer();
+  auto client = Connect();
+  const std::string chunk = "258\r\n" + std::string(600, 'z') + "\r\n";
+  ASSERT_TRUE(
+      client->Send("POST /import HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                   chunk + chunk + "0\r\n\r\n"));
+  const auto reply = client->Read();
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->status, 200);
+  EXPECT_EQ(reply->body.rfind("partial stored=", 0), 0u) << reply->body;
+  EXPECT_TRUE(client->ClosedWithin(3s)) << "the unread rest of the body cannot be skipped";
+}
+
 TEST_F(ServerTest, SinkThatStopsReadingAnswersFromFinish) {
   auto log = std::make_shared<StreamLog>();
   handler_->plan = [](const Request&) { return BodyPlan{true, 16u << 20}; };
@@ -499,7 +537,7 @@ TEST_F(ServerTest, PeerResetMidRequestDoesNotDisturbTheServer) {
   EXPECT_EQ(reply->body, "GET /still-alive");
 }
 
-TEST_F(ServerTest, ConnectionsPastTheLimitAreClosed) {
+TEST_F(ServerTest, ConnectionsPastTheLimitAreAnswered503AndClosed) {
   options_.max_connections = 2;
   StartServer();
   auto first = Connect();
@@ -509,12 +547,19 @@ TEST_F(ServerTest, ConnectionsPastTheLimitAreClosed) {
     ASSERT_TRUE(client->Read());
   }
   auto third = Connect();
+  ASSERT_TRUE(third->Send(Get("/")));
+  const auto refused = third->Read();
+  ASSERT_TRUE(refused);
+  ExpectError(*refused, 503, "too_many_connections");
+  EXPECT_EQ(refused->Header("retry-after"), "1");
   EXPECT_TRUE(third->ClosedWithin(3s));
   first.reset();  // a slot frees up once the server sees the close
   std::this_thread::sleep_for(200ms);
   auto fourth = Connect();
   ASSERT_TRUE(fourth->Send(Get("/")));
-  EXPECT_TRUE(fourth->Read());
+  const auto served = fourth->Read();
+  ASSERT_TRUE(served);
+  EXPECT_EQ(served->status, 200);
 }
 
 TEST_F(ServerTest, GracefulStopLetsInFlightRequestFinishAndClosesIdleConnections) {

@@ -66,6 +66,25 @@ TEST(ControlCharacterTest, FindsC0DelAndC1Controls) {
 
 // ---- external_id, name, group key ------------------------------------------------------------
 
+TEST(FormatCharacterTest, FindsBidiOverridesZeroWidthAndTagsButNotJoiners) {
+  EXPECT_EQ(FirstFormatCharacter("plain ascii"), std::nullopt);
+  EXPECT_EQ(FirstFormatCharacter("Zo\u00EB M\u00FCller \u5F20\u4F1F"), std::nullopt);
+  EXPECT_EQ(FirstFormatCharacter("abc\u202Egpj.exe"), 0x202Eu);
+  EXPECT_EQ(FirstFormatCharacter("x\u2066y\u2069"), 0x2066u);
+  EXPECT_EQ(FirstFormatCharacter("zero\u200Bwidth"), 0x200Bu);
+  EXPECT_EQ(FirstFormatCharacter("\uFEFFbom"), 0xFEFFu);
+  EXPECT_EQ(FirstFormatCharacter("soft\u00ADhyphen"), 0xADu);
+  EXPECT_EQ(FirstFormatCharacter("tag\U000E0041"), 0xE0041u);
+  EXPECT_EQ(FirstFormatCharacter("\u0645\u06CC\u200C\u062E\u0648\u0627\u0647\u0645"), std::nullopt)
+      << "ZWNJ spells Persian";
+  EXPECT_EQ(FirstFormatCharacter("\U0001F468\u200D\U0001F469"), std::nullopt) << "ZWJ joins emoji";
+  const Status s = ValidateName("Invoice\u202Efdp.exe", "name");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, "invalid_name");
+  EXPECT_NE(s.error().message.find("U+202E"), std::string::npos) << s.error().message;
+  EXPECT_FALSE(ValidateExternalId("id\u200E", "external_id").ok());
+}
+
 TEST(ValidateExternalIdTest, AcceptsOneTo128BytesOfText) {
   EXPECT_TRUE(ValidateExternalId("u", "external_id").ok());
   EXPECT_TRUE(ValidateExternalId(std::string(128, 'x'), "external_id").ok());

@@ -56,6 +56,19 @@ TenantKey CreateKey(HttpClient& admin, const std::string& tenant_id, const std::
   return ::testing::AssertionSuccess();
 }
 
+double MetricSum(const std::string& exposition, const std::string& name, const std::string& label) {
+  double sum = 0;
+  std::istringstream lines(exposition);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind(name + "{", 0) != 0 && line.rfind(name + " ", 0) != 0) continue;
+    const size_t end = line.rfind(' ');
+    if (!label.empty() && line.substr(0, end).find(label) == std::string::npos) continue;
+    sum += std::stod(line.substr(end + 1));
+  }
+  return sum;
+}
+
 std::string PathEscape(std::string_view segment) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;

@@ -47,6 +47,10 @@ std::string Rfc3339(std::chrono::system_clock::time_point t);
 
 // The value of an unlabelled sample `name` in Prometheus text, or nullopt.
 std::optional<double> MetricValue(const std::string& exposition, const std::string& name);
+// The sum of the samples of `name` whose labels contain `label` (e.g. `code="rate_limited"`);
+// 0 when there are none.
+double MetricSum(const std::string& exposition, const std::string& name,
+                 const std::string& label = "");
 
 // A user body for PUT with the given name and devices; opt_in true.
 nlohmann::json UserBody(const std::string& name,
