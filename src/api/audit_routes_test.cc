@@ -65,5 +65,38 @@ TEST_F(ApiSession, OperationsEndpointsAnswer) {
   EXPECT_NE(r.body.find("herald_http_request_duration_seconds_bucket"), std::string::npos);
 }
 
+TEST_F(ApiSession, OpenApiDocumentsTheQuotasOfEveryTenantRoute) {
+  const Json doc = Body(Call("GET", "/openapi.json"));
+  int tenant_routes = 0;
+  for (const auto& [path, ops] : doc["paths"].items()) {
+    for (const auto& [method, op] : ops.items()) {
+      if (!op.is_object() || op.value("x-credential", "") != "api_key") continue;
+      ++tenant_routes;
+      EXPECT_TRUE(op["responses"].contains("429")) << method << " " << path;
+      for (const auto& [code, response] : op["responses"].items()) {
+        if (code[0] != '2' || !response.contains("headers")) continue;
+        EXPECT_TRUE(response["headers"].contains("RateLimit")) << method << " " << path;
+        EXPECT_TRUE(response["headers"].contains("RateLimit-Policy")) << method << " " << path;
+      }
+    }
+  }
+  EXPECT_GE(tenant_routes, 20);
+  EXPECT_TRUE(doc["components"]["schemas"]["Tenant"]["properties"].contains("rate_limits"));
+}
+
+TEST_F(ApiSession, TenantRoutesAnswerWithTheirQuotaHeaders) {
+  const std::string tenant = NewTenant();
+  const std::string key = NewKey(tenant);
+  auto r = Call("GET", "/v1/users/nobody", {}, key);
+  EXPECT_EQ(r.status, 404);
+  std::string policy, left;
+  for (const auto& [name, value] : r.headers) {
+    if (name == "RateLimit-Policy") policy = value;
+    if (name == "RateLimit") left = value;
+  }
+  EXPECT_EQ(policy, "\"reads\";q=1000;w=1");
+  EXPECT_EQ(left, "\"reads\";r=999;t=1");
+}
+
 }  // namespace
 }  // namespace herald::api
