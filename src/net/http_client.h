@@ -121,6 +121,6 @@ class HttpClient {
 };
 
 // Starts the event-loop thread. Fails only when libcurl cannot initialise (returns nullptr).
-std::unique_ptr<HttpClient> MakeHttpClient(HttpClientOptions options = {});
+std::unique_ptr<HttpClient> MakeHttpClient(const HttpClientOptions& options = {});
 
 }  // namespace herald::net

@@ -99,7 +99,7 @@ class RoutingHttpClient final : public HttpClient {
 
 }  // namespace
 
-std::unique_ptr<HttpClient> MakeHttpClient(HttpClientOptions options) {
+std::unique_ptr<HttpClient> MakeHttpClient(const HttpClientOptions& options) {
   auto client = std::make_unique<RoutingHttpClient>(options);
   if (!client->ok()) return nullptr;
   return client;
