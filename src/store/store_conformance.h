@@ -24,6 +24,7 @@ inline constexpr UnixMillis kDay = 24LL * 3600 * 1000;
 
 struct BackendOptions {
   std::function<void(size_t)> on_batch;  // called per committed write batch, where there are any
+  std::function<UnixMillis()> clock;     // the store's clock (the fixture's: see Advance)
 };
 
 // A fresh, empty store, and whatever must be cleaned up after it.
@@ -50,11 +51,17 @@ class StoreConformanceTest : public ::testing::TestWithParam<BackendFactory> {
       while (n > seen && !max_batch_.compare_exchange_weak(seen, n)) {
       }
     };
+    options.clock = [this] { return Now(); };
     backend_ = GetParam().open(std::move(options));
   }
   void TearDown() override { backend_.reset(); }
 
+  // The store's time: the real clock, moved forward by Advance (no test sleeps for the store).
+  UnixMillis Now() const { return NowMillis() + offset_.load(); }
+  void Advance(UnixMillis ms) { offset_.fetch_add(ms); }
+
   Store& store() { return backend_->store(); }
+  std::atomic<UnixMillis> offset_{0};
 
   Tenant NewTenant(const std::string& name = "Acme") {
     Tenant t;

@@ -31,6 +31,7 @@ class SqliteBackend : public TestBackend {
     o.master_key = crypto::RandomKey();
     o.read_connections = 4;
     o.on_batch = std::move(options.on_batch);
+    o.clock = std::move(options.clock);
     Result<std::unique_ptr<Store>> store = OpenSqliteStore(std::move(o));
     if (!store.ok()) {
       ADD_FAILURE() << "OpenSqliteStore: " << ErrorText(store);

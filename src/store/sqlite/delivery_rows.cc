@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <limits>
 
+#include "model/delivery_rules.h"
+
 namespace herald::sqlite {
 namespace {
 
@@ -154,11 +156,7 @@ Result<bool> ApplyDeliveryUpdate(Connection& conn, EventSeq& seq, CountDeltas& c
     if (!row.ok()) return row.take_error();
     if (!*row) return false;
     const int64_t from = q.Int(1);
-    // A cancelled delivery is not dispatched or retried any more; anything else moves on.
-    if (from == static_cast<int64_t>(DeliveryStatus::kCancelled) &&
-        (u.stage == DeliveryStatus::kDispatched || u.stage == DeliveryStatus::kRetrying)) {
-      return false;
-    }
+    if (!MayRecord(static_cast<DeliveryStatus>(from), u.stage)) return false;
     counts.Move(q.Int(0), from, stage_code, u.at);
   }
   {
@@ -204,16 +202,15 @@ Result<int64_t> CancelOpenDeliveries(Connection& conn, EventSeq& seq, int64_t no
                                      UnixMillis now) {
   std::vector<int64_t> open;
   {
-    Stmt q =
-        conn.Prepare("SELECT pk FROM deliveries WHERE notification_pk = ?1 AND status IN (0, 4)");
-    // (Reads every delivery of the notification: the index holds no queued ones. A cancel is
-    // rare and changes the open ones anyway.)
+    Stmt q = conn.Prepare("SELECT pk, status FROM deliveries WHERE notification_pk = ?1");
+    // (Reads every delivery of the notification: the index holds no status. A cancel is rare
+    // and changes the open ones anyway.)
     q.Bind(1, notification_pk);
     for (;;) {
       Result<bool> row = q.Next();
       if (!row.ok()) return row.take_error();
       if (!*row) break;
-      open.push_back(q.Int(0));
+      if (IsCancellable(static_cast<DeliveryStatus>(q.Int(1)))) open.push_back(q.Int(0));
     }
   }
   CountDeltas counts;

@@ -4,6 +4,7 @@
 #include <map>
 #include <utility>
 
+#include "model/delivery_rules.h"
 #include "store/sqlite/cursor.h"
 #include "store/sqlite/sqlite_store_impl.h"
 #include "store/sqlite/user_rows.h"
@@ -17,19 +18,6 @@ constexpr char kEventCursor = 'e';
 Error NotificationNotFound() {
   return MakeError(ErrorKind::kNotFound, "notification_not_found",
                    "No notification with this id exists for this tenant.", "id");
-}
-
-// Why a delivery must not be sent now (DESIGN §4.2), or "" when it may.
-std::string SuppressReason(bool user_exists, bool opt_in, UnixMillis consent_from,
-                           UnixMillis consent_until, bool device_exists, bool device_disabled,
-                           UnixMillis now) {
-  if (!user_exists) return "user_gone";
-  if (consent_until <= now) return "consent_ended";
-  if (consent_from > now) return "consent_not_started";
-  if (!opt_in) return "opted_out";
-  if (!device_exists) return "device_gone";
-  if (device_disabled) return "device_disabled";
-  return "";
 }
 
 }  // namespace
@@ -78,7 +66,7 @@ void SqliteStore::CacheText(int64_t notification_pk, std::shared_ptr<const Notif
 Result<std::vector<DispatchTarget>> SqliteStore::LoadDispatchTargets(
     const std::vector<DeliveryJob>& jobs) {
   return NoThrow([&]() -> Result<std::vector<DispatchTarget>> {
-    const UnixMillis now = NowMillis();
+    const UnixMillis now = Now();
     ReadPool::Lease conn = readers_->Acquire();
     ReadTxn txn(*conn);
     if (!txn.status().ok()) return txn.status().error();
@@ -115,8 +103,9 @@ Result<std::vector<DispatchTarget>> SqliteStore::LoadDispatchTargets(
       t.channel = ParseChannel(q.Text(3)).value_or(Channel::kEmail);
       t.tenant_id = q.Text(4);
       const int64_t notification_pk = q.Int(5);
-      t.suppress_reason = SuppressReason(q.Int(6) != 0, q.Int(7) != 0, q.Int(8), q.Int(9),
-                                         q.Int(10) != 0, q.Int(11) != 0, now);
+      t.suppress_reason = SuppressReason(Recipient{q.Int(6) != 0, q.Int(7) != 0, q.Int(8), q.Int(9),
+                                                   q.Int(10) != 0, q.Int(11) != 0},
+                                         now);
       Result<TenantRef> tenant = tenants_.Get(t.tenant_id);
       if (!tenant.ok()) return tenant.error();
       if (t.suppress_reason.empty()) {
@@ -277,7 +266,7 @@ Result<Page<DeliveryEvent>> SqliteStore::ListUserEvents(std::string_view tenant_
     ReadPool::Lease conn = readers_->Acquire();
     ReadTxn txn(*conn);
     if (!txn.status().ok()) return txn.status().error();
-    Result<int64_t> user = FindVisibleUser(*conn, tenant->pk, external_id, NowMillis());
+    Result<int64_t> user = FindVisibleUser(*conn, tenant->pk, external_id, Now());
     if (!user.ok()) return user.take_error();
     Stmt q = conn->Prepare(
         "SELECT e.seq, e.at, e.stage, e.attempt, e.provider, e.reason, d.pk, n.id, d.device_id, "
@@ -338,17 +327,17 @@ Result<ReceiptOutcome> SqliteStore::RecordReceipt(std::string_view tenant_id,
                            "No sent delivery has this provider message id.", "message_id");
         }
         pk = q.Int(0);
-        const auto status = static_cast<DeliveryStatus>(q.Int(1));
-        if (status != DeliveryStatus::kSent) {
-          outcome = status == stage ? ReceiptOutcome::kDuplicate : ReceiptOutcome::kStale;
-          return Status::Ok();
+        switch (ReceiptMoveFor(static_cast<DeliveryStatus>(q.Int(1)), stage)) {
+          case ReceiptMove::kApply: break;
+          case ReceiptMove::kDuplicate: outcome = ReceiptOutcome::kDuplicate; return Status::Ok();
+          case ReceiptMove::kStale: outcome = ReceiptOutcome::kStale; return Status::Ok();
         }
       }
       outcome = ReceiptOutcome::kApplied;
       DeliveryUpdate u;
       u.delivery = pk;
       u.stage = stage;
-      u.at = NowMillis();
+      u.at = Now();
       u.provider = p;
       u.reason = r;
       CountDeltas counts;

@@ -33,7 +33,7 @@ Result<Group> SqliteStore::PutGroup(const Group& group) {
   return NoThrow([&]() -> Result<Group> {
     Result<TenantRef> tenant = tenants_.Get(group.tenant_id);
     if (!tenant.ok()) return tenant.take_error();
-    UnixMillis now = NowMillis();
+    UnixMillis now = Now();
     Group stored = group;
     int64_t group_pk = 0;
     Status s = writer_->Run([&](Connection& c) -> Status {
@@ -59,7 +59,7 @@ Result<Group> SqliteStore::GetGroup(std::string_view tenant_id, std::string_view
   return NoThrow([&]() -> Result<Group> {
     Result<TenantRef> tenant = tenants_.Get(tenant_id);
     if (!tenant.ok()) return tenant.take_error();
-    UnixMillis now = NowMillis();
+    UnixMillis now = Now();
     ReadPool::Lease conn = readers_->Acquire();
     ReadTxn txn(*conn);
     if (!txn.status().ok()) return txn.status().error();
@@ -103,7 +103,7 @@ Status SqliteStore::DeleteGroup(std::string_view tenant_id, std::string_view key
   return NoThrow([&]() -> Status {
     Result<TenantRef> tenant = tenants_.Get(tenant_id);
     if (!tenant.ok()) return tenant.take_error();
-    UnixMillis now = NowMillis();
+    UnixMillis now = Now();
     return writer_->Run([&](Connection& c) -> Status {
       Result<int64_t> group_pk = FindGroup(c, tenant->pk, key);
       if (!group_pk.ok()) return group_pk.take_error();
@@ -124,7 +124,7 @@ Status SqliteStore::AddMember(std::string_view tenant_id, std::string_view group
   return NoThrow([&]() -> Status {
     Result<TenantRef> tenant = tenants_.Get(tenant_id);
     if (!tenant.ok()) return tenant.take_error();
-    UnixMillis now = NowMillis();
+    UnixMillis now = Now();
     return writer_->Run([&](Connection& c) -> Status {
       Result<int64_t> group_pk = FindGroup(c, tenant->pk, group_key);
       if (!group_pk.ok()) return group_pk.take_error();
@@ -142,7 +142,7 @@ Status SqliteStore::RemoveMember(std::string_view tenant_id, std::string_view gr
   return NoThrow([&]() -> Status {
     Result<TenantRef> tenant = tenants_.Get(tenant_id);
     if (!tenant.ok()) return tenant.take_error();
-    UnixMillis now = NowMillis();
+    UnixMillis now = Now();
     return writer_->Run([&](Connection& c) -> Status {
       Result<int64_t> group_pk = FindGroup(c, tenant->pk, group_key);
       if (!group_pk.ok()) return group_pk.take_error();
@@ -162,7 +162,7 @@ Result<std::vector<std::string>> SqliteStore::AddMembers(std::string_view tenant
   return NoThrow([&]() -> Result<std::vector<std::string>> {
     Result<TenantRef> tenant = tenants_.Get(tenant_id);
     if (!tenant.ok()) return tenant.take_error();
-    UnixMillis now = NowMillis();
+    UnixMillis now = Now();
     std::vector<std::string> missing;
     Status s = writer_->Run([&](Connection& c) -> Status {
       missing.clear();
@@ -195,7 +195,7 @@ Result<Page<std::string>> SqliteStore::ListMembers(std::string_view tenant_id,
     int limit = ClampLimit(page.limit);
     Result<TenantRef> tenant = tenants_.Get(tenant_id);
     if (!tenant.ok()) return tenant.take_error();
-    UnixMillis now = NowMillis();
+    UnixMillis now = Now();
     ReadPool::Lease conn = readers_->Acquire();
     ReadTxn txn(*conn);
     if (!txn.status().ok()) return txn.status().error();

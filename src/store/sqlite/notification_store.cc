@@ -256,7 +256,7 @@ Result<FanoutPage> SqliteStore::FanOutPage(std::string_view notification_id, int
         page.done = true;
         return Status::Ok();
       }
-      const UnixMillis now = NowMillis();
+      const UnixMillis now = Now();
       DeliveryInsert insert{n.pk, n.tenant_pk, n.deadline, n.channels, now};
       if (n.cancelled) {
         n.source = static_cast<int64_t>(n.groups.size()) + 1;
@@ -332,7 +332,7 @@ Result<int64_t> SqliteStore::CancelNotification(std::string_view tenant_id,
     if (!tenant.ok()) return tenant.take_error();
     int64_t cancelled = 0;
     Status s = writer_->Run([&](Connection& c) -> Status {
-      const UnixMillis now = NowMillis();
+      const UnixMillis now = Now();
       int64_t pk = 0;
       {
         Stmt q = c.Prepare("SELECT pk FROM notifications WHERE tenant_pk = ?1 AND id = ?2");

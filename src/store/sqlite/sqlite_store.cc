@@ -41,8 +41,9 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(SqliteStoreOptions options) {
     auto writer = std::make_unique<Writer>(std::move(*conn),
                                            static_cast<size_t>(std::max(1, options.max_batch)),
                                            std::move(options.on_batch));
-    return std::unique_ptr<Store>(new SqliteStore(options.master_key, std::move(*checkpointer),
-                                                  std::move(*readers), std::move(writer)));
+    return std::unique_ptr<Store>(new SqliteStore(
+        options.master_key, std::move(*checkpointer), std::move(*readers), std::move(writer),
+        options.clock ? std::move(options.clock) : std::function<UnixMillis()>(NowMillis)));
   });
 }
 
@@ -54,11 +55,13 @@ constexpr char kAuditCursor = 'a';
 }  // namespace
 
 SqliteStore::SqliteStore(const crypto::Key& master, std::unique_ptr<Checkpointer> checkpointer,
-                         std::unique_ptr<ReadPool> readers, std::unique_ptr<Writer> writer)
+                         std::unique_ptr<ReadPool> readers, std::unique_ptr<Writer> writer,
+                         std::function<UnixMillis()> clock)
     : checkpointer_(std::move(checkpointer)),
       readers_(std::move(readers)),
       tenants_(master, readers_.get()),
-      writer_(std::move(writer)) {}
+      writer_(std::move(writer)),
+      clock_(std::move(clock)) {}
 
 SqliteStore::~SqliteStore() {
   writer_.reset();        // writes what is queued
@@ -70,7 +73,7 @@ SqliteStore::~SqliteStore() {
 
 void SqliteStore::AppendAudit(AuditRecord record) {
   try {
-    if (record.at == 0) record.at = NowMillis();
+    if (record.at == 0) record.at = Now();
     writer_->Post([r = std::move(record)](Connection& c) -> Status {
       Stmt w = c.Prepare(
           "INSERT INTO audit (tenant_id, at, actor, method, route, status, request_id, "

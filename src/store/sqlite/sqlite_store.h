@@ -28,6 +28,9 @@ struct SqliteStoreOptions {
   // (for the store_write_batch_size histogram). May be empty. Runs on the writer thread: it
   // must be quick and must not call the store.
   std::function<void(size_t)> on_batch;
+  // The store's clock: every timestamp it writes and every consent check it makes read it
+  // (tests move it instead of sleeping). Empty = NowMillis.
+  std::function<UnixMillis()> clock;
 };
 
 // Opens (creating and migrating as needed) the database. Fails with kUnavailable when the file

@@ -31,7 +31,8 @@ namespace herald::sqlite {
 class SqliteStore final : public Store {
  public:
   SqliteStore(const crypto::Key& master, std::unique_ptr<Checkpointer> checkpointer,
-              std::unique_ptr<ReadPool> readers, std::unique_ptr<Writer> writer);
+              std::unique_ptr<ReadPool> readers, std::unique_ptr<Writer> writer,
+              std::function<UnixMillis()> clock);
   ~SqliteStore() override;
 
   Result<Tenant> CreateTenant(Tenant tenant) override;
@@ -109,6 +110,8 @@ class SqliteStore final : public Store {
   Status Ping() override;
 
  private:
+  // The store's time: every timestamp it writes and every consent check it makes.
+  UnixMillis Now() const { return clock_(); }
   // Counts live members of a group (a read; 0 when it fails).
   int64_t CountMembers(int64_t group_pk, UnixMillis now);
   void NotifyConsentExpiry(UnixMillis earliest);
@@ -118,6 +121,7 @@ class SqliteStore final : public Store {
   TenantKeys tenants_;
   std::unique_ptr<Writer> writer_;  // destroyed first: drains queued writes
   std::function<void(UnixMillis)> consent_listener_;
+  const std::function<UnixMillis()> clock_;
   EventSeq event_seq_;  // writer thread only
 
   // A notification's text, opened once for all of its deliveries (it never changes):

@@ -69,7 +69,7 @@ Status RenameConflict(Status s, const char* code, const char* message) {
 Result<Tenant> SqliteStore::CreateTenant(Tenant tenant) {
   return NoThrow([&]() -> Result<Tenant> {
     if (tenant.id.empty()) tenant.id = crypto::RandomId("ten_");
-    tenant.created_at = tenant.updated_at = NowMillis();
+    tenant.created_at = tenant.updated_at = Now();
     crypto::Key data_key = crypto::RandomKey();
     crypto::Bytes wrapped = crypto::WrapDataKey(tenants_.master(), data_key, tenant.id);
     int64_t pk = 0;
@@ -137,7 +137,7 @@ Result<Page<Tenant>> SqliteStore::ListTenants(const PageRequest& page) {
 Result<Tenant> SqliteStore::UpdateTenant(const Tenant& tenant) {
   return NoThrow([&]() -> Result<Tenant> {
     Tenant stored = tenant;
-    stored.updated_at = NowMillis();
+    stored.updated_at = Now();
     const std::string limits = EncodeRateLimits(stored.rate_limits);  // bound without a copy
     Status s = writer_->Run([&](Connection& c) -> Status {
       Stmt w = c.Prepare(
@@ -168,7 +168,7 @@ Status SqliteStore::CreateApiKey(const ApiKey& key, const std::vector<uint8_t>& 
     Result<TenantRef> tenant = tenants_.Get(key.tenant_id);
     if (!tenant.ok()) return tenant.take_error();
     std::string scopes = JoinScopes(key.scopes);
-    UnixMillis created_at = key.created_at != 0 ? key.created_at : NowMillis();
+    UnixMillis created_at = key.created_at != 0 ? key.created_at : Now();
     return writer_->Run([&](Connection& c) -> Status {
       Stmt w = c.Prepare(
           "INSERT INTO api_keys (id, tenant_pk, name, scopes, hash, created_at, revoked_at) "
@@ -224,7 +224,7 @@ Status SqliteStore::RevokeApiKey(std::string_view tenant_id, std::string_view ke
   return NoThrow([&]() -> Status {
     Result<TenantRef> tenant = tenants_.Get(tenant_id);
     if (!tenant.ok()) return tenant.take_error();
-    UnixMillis now = NowMillis();
+    UnixMillis now = Now();
     return writer_->Run([&](Connection& c) -> Status {
       Stmt w = c.Prepare(
           "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?3) "
@@ -243,7 +243,7 @@ Status SqliteStore::PutProviderSettings(const ProviderSettings& settings) {
     Result<TenantRef> tenant = tenants_.Get(settings.tenant_id);
     if (!tenant.ok()) return tenant.take_error();
     crypto::Bytes sealed = tenant->cipher->Seal(settings.config_json, "providers");
-    UnixMillis now = NowMillis();
+    UnixMillis now = Now();
     return writer_->Run([&](Connection& c) -> Status {
       Stmt w = c.Prepare(
           "INSERT INTO provider_settings (tenant_pk, channel, config_sealed, updated_at) "

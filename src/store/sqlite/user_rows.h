@@ -15,8 +15,8 @@
 #include "common/result.h"
 #include "crypto/crypto.h"
 #include "model/model.h"
+#include "store/sealed_user.h"
 #include "store/sqlite/connection.h"
-#include "store/sqlite/sealed_user.h"
 #include "store/sqlite/tenant_keys.h"
 #include "store/store.h"
 

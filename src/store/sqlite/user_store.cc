@@ -37,7 +37,7 @@ Result<PutUserOutcome> SqliteStore::PutUser(const User& user,
   return NoThrow([&]() -> Result<PutUserOutcome> {
     Result<TenantRef> tenant = tenants_.Get(user.tenant_id);
     if (!tenant.ok()) return tenant.take_error();
-    UnixMillis now = NowMillis();
+    UnixMillis now = Now();
     DeviceIds ids(user.devices.size());
     Result<SealedUser> sealed = SealUser(user, *tenant->cipher, now, ids);
     if (!sealed.ok()) return sealed.take_error();
@@ -60,7 +60,7 @@ Result<std::vector<ImportLineResult>> SqliteStore::PutUsers(std::string_view ten
   return NoThrow([&]() -> Result<std::vector<ImportLineResult>> {
     Result<TenantRef> tenant = tenants_.Get(tenant_id);
     if (!tenant.ok()) return tenant.take_error();
-    UnixMillis now = NowMillis();
+    UnixMillis now = Now();
     std::vector<ImportLineResult> results(users.size());
     std::vector<std::optional<SealedUser>> sealed(users.size());
     size_t device_count = 0;
@@ -106,7 +106,7 @@ Result<User> SqliteStore::GetUser(std::string_view tenant_id, std::string_view e
   return NoThrow([&]() -> Result<User> {
     Result<TenantRef> tenant = tenants_.Get(tenant_id);
     if (!tenant.ok()) return tenant.take_error();
-    UnixMillis now = NowMillis();
+    UnixMillis now = Now();
     ReadPool::Lease conn = readers_->Acquire();
     ReadTxn txn(*conn);
     if (!txn.status().ok()) return txn.status().error();
@@ -118,7 +118,7 @@ Status SqliteStore::DeleteUser(std::string_view tenant_id, std::string_view exte
   return NoThrow([&]() -> Status {
     Result<TenantRef> tenant = tenants_.Get(tenant_id);
     if (!tenant.ok()) return tenant.take_error();
-    UnixMillis now = NowMillis();
+    UnixMillis now = Now();
     return writer_->Run([&](Connection& c) -> Status {
       Stmt w = c.Prepare(
           "DELETE FROM users WHERE tenant_pk = ?1 AND external_id = ?2 AND consent_until > ?3");
@@ -134,7 +134,7 @@ Result<Device> SqliteStore::AddDevice(std::string_view tenant_id, std::string_vi
   return NoThrow([&]() -> Result<Device> {
     Result<TenantRef> tenant = tenants_.Get(tenant_id);
     if (!tenant.ok()) return tenant.take_error();
-    UnixMillis now = NowMillis();
+    UnixMillis now = Now();
     SealedDevice sealed = SealDevice(device, *tenant->cipher, crypto::RandomId("dev_"));
     Status s = writer_->Run([&](Connection& c) -> Status {
       Result<int64_t> user_pk = FindVisibleUser(c, tenant->pk, external_id, now);
@@ -171,7 +171,7 @@ Status SqliteStore::RemoveDevice(std::string_view tenant_id, std::string_view ex
   return NoThrow([&]() -> Status {
     Result<TenantRef> tenant = tenants_.Get(tenant_id);
     if (!tenant.ok()) return tenant.take_error();
-    UnixMillis now = NowMillis();
+    UnixMillis now = Now();
     return writer_->Run([&](Connection& c) -> Status {
       Result<int64_t> user_pk = FindVisibleUser(c, tenant->pk, external_id, now);
       if (!user_pk.ok()) return user_pk.take_error();

@@ -1,7 +1,8 @@
-// PII sealing for the SQLite store, done on the calling thread before a write is queued, so the
-// single writer thread only does SQL: names and addresses encrypted with the tenant's
-// PiiCipher, blind indexes for address equality, device ids minted. Thread-safe (pure functions
-// of their arguments), except DeviceIds, which belongs to one caller.
+// PII sealing for every store backend (DESIGN §4.5), done on the calling thread before a write
+// is queued, so a backend's writer only does SQL: names and addresses encrypted with the
+// tenant's PiiCipher, blind indexes for address equality, device ids minted, and the rules a
+// store owns about a user as a whole. Thread-safe (pure functions of their arguments), except
+// DeviceIds, which belongs to one caller.
 #pragma once
 
 #include <cstddef>
@@ -13,9 +14,8 @@
 #include "common/result.h"
 #include "crypto/crypto.h"
 #include "model/model.h"
-#include "store/sqlite/connection.h"
 
-namespace herald::sqlite {
+namespace herald {
 
 inline constexpr size_t kMaxDevices = 16;
 
@@ -25,14 +25,14 @@ std::string AddressContext(Channel channel);
 struct SealedDevice {
   std::string id;  // freshly minted; a PUT that keeps the address keeps the stored id instead
   Channel channel = Channel::kEmail;
-  Bytes address_sealed;
-  Bytes address_bidx;
+  crypto::Bytes address_sealed;
+  crypto::Bytes address_bidx;
   bool disabled = false;
 };
 
 struct SealedUser {
   std::string external_id;
-  Bytes name_sealed;
+  crypto::Bytes name_sealed;
   bool opt_in = true;
   UnixMillis consent_from = 0;
   UnixMillis consent_until = 0;
@@ -64,4 +64,4 @@ Result<SealedUser> SealUser(const User& user, const crypto::PiiCipher& cipher, U
 // The encryption context of a user name.
 inline constexpr std::string_view kNameContext = "name";
 
-}  // namespace herald::sqlite
+}  // namespace herald

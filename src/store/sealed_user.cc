@@ -1,9 +1,9 @@
-#include "store/sqlite/sealed_user.h"
+#include "store/sealed_user.h"
 
 #include <algorithm>
 #include <utility>
 
-namespace herald::sqlite {
+namespace herald {
 namespace {
 
 constexpr size_t kDeviceIdChars = 20;
@@ -82,4 +82,4 @@ Result<SealedUser> SealUser(const User& user, const crypto::PiiCipher& cipher, U
   return s;
 }
 
-}  // namespace herald::sqlite
+}  // namespace herald
