@@ -139,7 +139,7 @@ class ApiHandler final : public http::Handler {
   void Record(const http::Request& request, const http::Response& response,
               int64_t latency_us) override {
     if (!response.refusal.empty()) {
-      RecordRefusal(request, response);
+      RecordRefusal(response);
       return;
     }
     const std::string route = response.route.empty() ? "unmatched" : response.route;
@@ -242,7 +242,7 @@ class ApiHandler final : public http::Handler {
   // The server's own refusals (bad HTTP, timeouts, limits, connection ceilings) are counted
   // by code; connection ceilings are also logged (at most once a second). None is audited:
   // they belong to no tenant, and writing them would let anyone fill the trail.
-  void RecordRefusal(const http::Request& request, const http::Response& response) {
+  void RecordRefusal(const http::Response& response) {
     ctx_.metrics
         ->GetCounter("herald_http_refusals_total",
                      "Requests and connections the HTTP server refused itself, by error code.",
@@ -254,9 +254,9 @@ class ApiHandler final : public http::Handler {
     int64_t last = last_ceiling_log_.load();
     if (now - last >= 1000 && last_ceiling_log_.compare_exchange_strong(last, now)) {
       ceiling_refusals_.fetch_sub(n);
-      observe::Warn("connections refused at the ceiling", {{"code", response.refusal},
-                                                           {"refused", static_cast<long long>(n)},
-                                                           {"last_remote", request.remote}});
+      // (No client address: the logs carry ids and numbers only.)
+      observe::Warn("connections refused at the ceiling",
+                    {{"code", response.refusal}, {"refused", static_cast<long long>(n)}});
     }
   }
 
