@@ -17,6 +17,7 @@
 #include "support/api_helpers.h"
 #include "support/herald_process.h"
 #include "support/sim_process.h"
+#include "testing/pg_test_server.h"
 
 namespace herald::e2e {
 namespace {
@@ -47,13 +48,19 @@ std::string Audience(int users) {
   return out;
 }
 
-class SendCrashTest : public ::testing::Test {
+class SendCrashTest : public ::testing::TestWithParam<std::string> {
  protected:
   static constexpr int kUsers = 10'000;  // 20k devices
 
   void SetUp() override {
     ASSERT_TRUE(sim_.WaitReady());
     server_.options().args = {"--sim", sim_.url(), "--sim-smtp", sim_.smtp()};
+    if (GetParam() == "Postgres") {
+      pgtest::PgTestServer* pg = pgtest::PgTestServer::Shared();
+      ASSERT_NE(pg, nullptr) << "no PostgreSQL test server";
+      server_.options().args.emplace_back("--store");
+      server_.options().args.push_back(pg->FreshSchemaUri("crash"));
+    }
     ASSERT_TRUE(server_.Start()) << server_.last_error();
     HttpClient admin = server_.AdminClient();
     tenant_ = CreateTenantWithKey(admin, "Crash Tenant");
@@ -104,7 +111,7 @@ class SendCrashTest : public ::testing::Test {
   TenantKey tenant_;
 };
 
-TEST_F(SendCrashTest, SigkillInTheMiddleOfA20kSendLosesNothingAndDuplicatesUnderOnePercent) {
+TEST_P(SendCrashTest, SigkillInTheMiddleOfA20kSendLosesNothingAndDuplicatesUnderOnePercent) {
   const std::string id = SendAndWaitFor(3000);
   ASSERT_FALSE(id.empty());
   const uint64_t before_kill = Accepted();
@@ -129,7 +136,7 @@ TEST_F(SendCrashTest, SigkillInTheMiddleOfA20kSendLosesNothingAndDuplicatesUnder
               static_cast<unsigned long long>(duplicates));
 }
 
-TEST_F(SendCrashTest, SigtermInTheMiddleOfASendLosesNothingAndDuplicatesNothing) {
+TEST_P(SendCrashTest, SigtermInTheMiddleOfASendLosesNothingAndDuplicatesNothing) {
   const std::string id = SendAndWaitFor(3000);
   ASSERT_FALSE(id.empty());
   ASSERT_EQ(server_.Stop(), 0);
@@ -147,6 +154,11 @@ TEST_F(SendCrashTest, SigtermInTheMiddleOfASendLosesNothingAndDuplicatesNothing)
   EXPECT_EQ(s["fcm"]["duplicates"], 0);
   EXPECT_EQ(Accepted(), 2u * kUsers);
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, SendCrashTest, ::testing::Values("Sqlite", "Postgres"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 
 }  // namespace
 }  // namespace herald::e2e

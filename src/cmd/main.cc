@@ -15,6 +15,12 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--data-dir", serve.data_dir, "Data directory (SQLite store, key files)")
       ->envname("HERALD_DATA_DIR")
       ->capture_default_str();
+  serve_cmd
+      ->add_option("--store", serve.store,
+                   "Store: sqlite (herald.db in --data-dir) or a PostgreSQL URI "
+                   "(postgresql://user@host:port/db, multi-host allowed)")
+      ->envname("HERALD_STORE")
+      ->capture_default_str();
   serve_cmd->add_option("--listen", serve.listen, "HTTP listen address host:port")
       ->envname("HERALD_LISTEN")
       ->capture_default_str();

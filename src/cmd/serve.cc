@@ -34,6 +34,7 @@
 #include "providers/sim_defaults.h"
 #include "queue/queue.h"
 #include "sim/simulator.h"
+#include "store/postgres/postgres_store.h"
 #include "store/sqlite/sqlite_store.h"
 
 namespace herald::cmd {
@@ -160,15 +161,33 @@ int RunServe(const ServeOptions& options) {
   auto& batch_sizes = metrics.GetHistogram("herald_store_write_batch_size",
                                            "Writes committed per store transaction.",
                                            {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024});
-  SqliteStoreOptions store_options;
-  store_options.path = (data_dir / "herald.db").string();
-  store_options.master_key = *master;
-  store_options.on_batch = [&batch_sizes](size_t n) {
-    batch_sizes.Observe(static_cast<double>(n));
-  };
-  auto store = OpenSqliteStore(std::move(store_options));
+  auto on_batch = [&batch_sizes](size_t n) { batch_sizes.Observe(static_cast<double>(n)); };
+  Result<std::unique_ptr<Store>> store = Error{};
+  std::string store_name;  // for the log: never the URI, which may hold a password
+  if (options.store.empty() || options.store == "sqlite") {
+    SqliteStoreOptions store_options;
+    store_options.path = (data_dir / "herald.db").string();
+    store_options.master_key = *master;
+    store_options.on_batch = on_batch;
+    store = OpenSqliteStore(std::move(store_options));
+    store_name = "sqlite";
+  } else if (IsPostgresUri(options.store)) {
+    PostgresStoreOptions store_options;
+    store_options.uri = options.store;
+    store_options.master_key = *master;
+    store_options.on_batch = on_batch;
+    store = OpenPostgresStore(std::move(store_options));
+    store_name = "postgresql";
+  } else {
+    std::fprintf(stderr,
+                 "herald: --store must be sqlite or a PostgreSQL URI (postgresql://...), "
+                 "not \"%s\"\n",
+                 options.store.c_str());
+    return 2;
+  }
   if (!store.ok()) {
-    std::fprintf(stderr, "herald: cannot open the store: %s\n", store.error().message.c_str());
+    std::fprintf(stderr, "herald: cannot open the %s store: %s\n", store_name.c_str(),
+                 store.error().message.c_str());
     return 1;
   }
 
@@ -292,7 +311,8 @@ int RunServe(const ServeOptions& options) {
     }
   }
   const std::string url = scheme + "://" + host + ":" + std::to_string(server->port());
-  observe::Info("herald serving", {{"url", url}, {"data_dir", data_dir.string()}});
+  observe::Info("herald serving",
+                {{"url", url}, {"data_dir", data_dir.string()}, {"store", store_name}});
   std::fprintf(stderr, "\nHerald is up at %s\n", url.c_str());
   std::fprintf(stderr, "  API description: %s/openapi.json   metrics: %s/metrics\n", url.c_str(),
                url.c_str());

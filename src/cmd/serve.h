@@ -9,6 +9,9 @@ namespace herald::cmd {
 
 struct ServeOptions {
   std::string data_dir = "data";
+  // "sqlite" (the file herald.db in data_dir) or a libpq URI, postgresql://... (multi-host
+  // allowed, e.g. with target_session_attrs=read-write).
+  std::string store = "sqlite";
   std::string listen = "127.0.0.1:8080";
   int io_threads = 2;
   int worker_threads = 32;

@@ -16,7 +16,9 @@
 #include <vector>
 
 #include "crypto/crypto.h"
+#include "store/postgres/postgres_store.h"
 #include "store/sqlite/sqlite_store.h"
+#include "testing/pg_test_server.h"
 
 namespace herald::store_test {
 namespace {
@@ -47,11 +49,42 @@ class SqliteBackend : public TestBackend {
   std::unique_ptr<Store> store_;
 };
 
-// A PostgreSQL factory joins here (skipped unless a test database is configured).
+// A fresh schema of the process's throwaway PostgreSQL server (testing/pg_test_server.h).
+class PostgresBackend : public TestBackend {
+ public:
+  explicit PostgresBackend(BackendOptions options) {
+    pgtest::PgTestServer* server = pgtest::PgTestServer::Shared();
+    if (server == nullptr) {
+      ADD_FAILURE() << "no PostgreSQL test server (see the message above)";
+      return;
+    }
+    PostgresStoreOptions o;
+    o.uri = server->FreshSchemaUri("conf");
+    o.master_key = crypto::RandomKey();
+    o.connections = 4;
+    o.on_batch = std::move(options.on_batch);
+    o.clock = std::move(options.clock);
+    Result<std::unique_ptr<Store>> store = OpenPostgresStore(std::move(o));
+    if (!store.ok()) {
+      ADD_FAILURE() << "OpenPostgresStore: " << ErrorText(store);
+      return;
+    }
+    store_ = std::move(*store);
+  }
+  ~PostgresBackend() override { store_.reset(); }
+  Store& store() override { return *store_; }
+
+ private:
+  std::unique_ptr<Store> store_;
+};
+
 std::vector<BackendFactory> Backends() {
   std::vector<BackendFactory> out;
   out.push_back(BackendFactory{"Sqlite", true, [](BackendOptions o) {
                                  return std::make_unique<SqliteBackend>(std::move(o));
+                               }});
+  out.push_back(BackendFactory{"Postgres", true, [](BackendOptions o) {
+                                 return std::make_unique<PostgresBackend>(std::move(o));
                                }});
   return out;
 }

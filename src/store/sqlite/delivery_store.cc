@@ -5,7 +5,7 @@
 #include <utility>
 
 #include "model/delivery_rules.h"
-#include "store/sqlite/cursor.h"
+#include "store/cursor.h"
 #include "store/sqlite/sqlite_store_impl.h"
 #include "store/sqlite/user_rows.h"
 

@@ -1,7 +1,7 @@
 // SqliteStore methods for groups and memberships.
 #include <utility>
 
-#include "store/sqlite/cursor.h"
+#include "store/cursor.h"
 #include "store/sqlite/sqlite_store_impl.h"
 #include "store/sqlite/user_rows.h"
 

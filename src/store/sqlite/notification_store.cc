@@ -6,52 +6,13 @@
 #include <utility>
 
 #include "crypto/crypto.h"
+#include "store/row_text.h"
 #include "store/sqlite/delivery_rows.h"
 #include "store/sqlite/sqlite_store_impl.h"
 #include "store/sqlite/user_rows.h"
 
 namespace herald::sqlite {
 namespace {
-
-std::string Join(const std::vector<std::string>& items, char sep) {
-  std::string out;
-  for (const std::string& s : items) {
-    if (!out.empty()) out.push_back(sep);
-    out += s;
-  }
-  return out;
-}
-
-std::vector<std::string> Split(std::string_view s, char sep) {
-  std::vector<std::string> out;
-  while (!s.empty()) {
-    size_t at = s.find(sep);
-    out.emplace_back(s.substr(0, at));
-    if (at == std::string_view::npos) break;
-    s.remove_prefix(at + 1);
-  }
-  return out;
-}
-
-// " ios email " (padded, so that instr(channels, ' ' || d.channel || ' ') matches whole names);
-// "" for every channel.
-std::string ChannelList(const std::vector<Channel>& channels) {
-  if (channels.empty()) return "";
-  std::string out = " ";
-  for (Channel c : channels) {
-    out += ToString(c);
-    out.push_back(' ');
-  }
-  return out;
-}
-
-std::vector<Channel> ParseChannelList(std::string_view s) {
-  std::vector<Channel> out;
-  for (const std::string& name : Split(s, ' ')) {
-    if (auto c = ParseChannel(name)) out.push_back(*c);
-  }
-  return out;
-}
 
 Error NotificationNotFound() {
   return MakeError(ErrorKind::kNotFound, "notification_not_found",
@@ -215,15 +176,7 @@ Result<Notification> SqliteStore::GetNotification(std::string_view tenant_id,
         last_update = std::max(last_update, q.Int(2));
       }
     }
-    if (cancelled_at != 0) {
-      n.status = NotificationStatus::kCancelled;
-      n.completed_at = cancelled_at;
-    } else if (n.fanout_done && open == 0) {
-      n.status = NotificationStatus::kCompleted;
-      n.completed_at = std::max(last_update, n.accepted_at);
-    } else if (n.deliveries > 0) {
-      n.status = NotificationStatus::kInProgress;
-    }
+    DeriveNotificationStatus(n, cancelled_at, open, last_update);
     return n;
   });
 }

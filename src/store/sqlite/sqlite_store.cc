@@ -4,7 +4,7 @@
 #include <limits>
 #include <utility>
 
-#include "store/sqlite/cursor.h"
+#include "store/cursor.h"
 #include "store/sqlite/schema.h"
 #include "store/sqlite/sqlite_store_impl.h"
 
@@ -59,7 +59,16 @@ SqliteStore::SqliteStore(const crypto::Key& master, std::unique_ptr<Checkpointer
                          std::function<UnixMillis()> clock)
     : checkpointer_(std::move(checkpointer)),
       readers_(std::move(readers)),
-      tenants_(master, readers_.get()),
+      tenants_(master,
+               [readers = readers_.get()](std::string_view id) -> Result<WrappedTenantKey> {
+                 ReadPool::Lease conn = readers->Acquire();
+                 Stmt q = conn->Prepare("SELECT pk, wrapped_key FROM tenants WHERE id = ?1");
+                 q.Bind(1, id);
+                 Result<bool> row = q.Next();
+                 if (!row.ok()) return row.take_error();
+                 if (!*row) return TenantNotFound();
+                 return WrappedTenantKey{q.Int(0), q.Blob(1)};
+               }),
       writer_(std::move(writer)),
       clock_(std::move(clock)) {}
 

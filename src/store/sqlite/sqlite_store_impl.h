@@ -18,13 +18,14 @@
 #include <unordered_map>
 #include <vector>
 
+#include "store/no_throw.h"
 #include "store/sqlite/checkpointer.h"
 #include "store/sqlite/delivery_rows.h"
 #include "store/sqlite/read_pool.h"
 #include "store/sqlite/sqlite_store.h"
-#include "store/sqlite/tenant_keys.h"
 #include "store/sqlite/writer.h"
 #include "store/store.h"
+#include "store/tenant_keys.h"
 
 namespace herald::sqlite {
 
@@ -137,17 +138,5 @@ class SqliteStore final : public Store {
   std::mutex texts_mu_;
   std::unordered_map<int64_t, std::shared_ptr<const NotificationText>> texts_;
 };
-
-// Runs `body`, turning any exception into kInternal: no exception crosses the Store interface.
-template <typename F>
-auto NoThrow(F&& body) noexcept -> decltype(body()) {
-  try {
-    return body();
-  } catch (const std::exception& e) {
-    return MakeError(ErrorKind::kInternal, "internal", std::string("Store failed: ") + e.what());
-  } catch (...) {
-    return MakeError(ErrorKind::kInternal, "internal", "Store failed.");
-  }
-}
 
 }  // namespace herald::sqlite

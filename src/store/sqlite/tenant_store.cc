@@ -4,7 +4,8 @@
 #include <utility>
 #include <vector>
 
-#include "store/sqlite/cursor.h"
+#include "store/cursor.h"
+#include "store/row_text.h"
 #include "store/sqlite/sqlite_store_impl.h"
 
 namespace herald::sqlite {
@@ -16,27 +17,6 @@ constexpr char kTenantCursor = 't';
 Tenant TenantFromRow(const Stmt& q) {
   return Tenant{q.Text(0), q.Text(1), static_cast<int>(q.Int(2)), static_cast<int>(q.Int(3)),
                 q.Int(4),  q.Int(5),  DecodeRateLimits(q.Text(6))};
-}
-
-std::string JoinScopes(const std::vector<std::string>& scopes) {
-  std::string out;
-  for (const std::string& s : scopes) {
-    if (!out.empty()) out.push_back(' ');
-    out += s;
-  }
-  return out;
-}
-
-std::vector<std::string> SplitScopes(const std::string& joined) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start < joined.size()) {
-    size_t end = joined.find(' ', start);
-    if (end == std::string::npos) end = joined.size();
-    if (end > start) out.push_back(joined.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
 }
 
 // Columns: k.id, t.id, k.name, k.scopes, k.hash, k.created_at, k.revoked_at.

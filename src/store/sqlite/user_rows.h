@@ -17,8 +17,8 @@
 #include "model/model.h"
 #include "store/sealed_user.h"
 #include "store/sqlite/connection.h"
-#include "store/sqlite/tenant_keys.h"
 #include "store/store.h"
+#include "store/tenant_keys.h"
 
 namespace herald::sqlite {
 

@@ -1,4 +1,4 @@
-// Page cursors and limits of the SQLite store. A cursor is base64url("<tag>:<last key>"): opaque
+// Page cursors and limits of every store backend. A cursor is base64url("<tag>:<last key>"): opaque
 // to clients, and the tag makes a cursor of one listing (or garbage) fail to decode in another.
 // Thread-safe (pure functions).
 #pragma once
@@ -9,7 +9,7 @@
 
 #include "common/result.h"
 
-namespace herald::sqlite {
+namespace herald {
 
 inline constexpr int kMaxPageLimit = 1000;
 
@@ -26,4 +26,4 @@ Result<std::string> DecodeCursor(char tag, std::string_view cursor);
 std::string EncodeIdCursor(char tag, int64_t last_id);
 Result<int64_t> DecodeIdCursor(char tag, std::string_view cursor);
 
-}  // namespace herald::sqlite
+}  // namespace herald

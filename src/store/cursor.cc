@@ -1,4 +1,4 @@
-#include "store/sqlite/cursor.h"
+#include "store/cursor.h"
 
 #include <algorithm>
 #include <charconv>
@@ -6,7 +6,7 @@
 #include "common/sealed_ids.h"
 #include "crypto/crypto.h"
 
-namespace herald::sqlite {
+namespace herald {
 namespace {
 
 Error InvalidCursor() {
@@ -50,4 +50,4 @@ Result<int64_t> DecodeIdCursor(char tag, std::string_view cursor) {
   return *id;
 }
 
-}  // namespace herald::sqlite
+}  // namespace herald

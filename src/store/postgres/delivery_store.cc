@@ -1,0 +1,798 @@
+// PostgresStore methods for notifications and deliveries: create (with idempotency), read with
+// counts, cancel, the fan-out, what the dispatcher reads and records, the API's listings,
+// receipts and the queue's rebuild.
+//
+// Round trips are what a remote database costs, so the hot paths are set-based: a fan-out page
+// inserts its deliveries, their queued events and the count in one statement, and a batch of
+// delivery updates (of any size) takes five statements: lock and read the rows, then update
+// them, append their events, move the counts and disable devices, each from arrays.
+#include <algorithm>
+#include <map>
+#include <unordered_map>
+#include <utility>
+
+#include "model/delivery_rules.h"
+#include "store/cursor.h"
+#include "store/postgres/postgres_store_impl.h"
+#include "store/row_text.h"
+
+namespace herald::pg {
+namespace {
+
+constexpr char kDeliveryCursor = 'd';
+constexpr char kEventCursor = 'e';
+
+// Applies state changes in order, as the SQLite store applies them one by one: each is checked
+// against the delivery's status as the changes before it left it (model/delivery_rules.h), and
+// the rows end as the last accepted change left them. Returns, per update, whether it applied.
+Result<std::vector<bool>> ApplyUpdates(Conn& c, const std::vector<DeliveryUpdate>& updates) {
+  std::vector<bool> applied(updates.size(), false);
+  if (updates.empty()) return applied;
+  std::vector<int64_t> keys;
+  keys.reserve(updates.size());
+  for (const DeliveryUpdate& u : updates) keys.push_back(u.delivery);
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  Params q;
+  q.IntArray(keys);
+  // Locked in row-key order, so two writers never wait on each other in a circle.
+  PG_TRY(rows, c.Exec("SELECT pk, tenant_pk, notification_pk, status, attempts, provider, "
+                      "provider_message_id, user_pk, device_id FROM deliveries "
+                      "WHERE pk = ANY($1::bigint[]) ORDER BY pk FOR UPDATE",
+                      q));
+  struct Row {
+    int64_t tenant = 0, notification = 0, status = 0, attempts = 0, user = 0;
+    std::string provider, message_id, device;
+    bool has_message_id = false;
+    UnixMillis at = 0;
+    std::string reason;
+    bool changed = false, disable = false;
+  };
+  std::unordered_map<int64_t, Row> state;
+  state.reserve(static_cast<size_t>(rows.size()));
+  for (int r = 0; r < rows.size(); ++r) {
+    Row row;
+    row.tenant = rows.Int(r, 1);
+    row.notification = rows.Int(r, 2);
+    row.status = rows.Int(r, 3);
+    row.attempts = rows.Int(r, 4);
+    row.provider = rows.Text(r, 5);
+    row.has_message_id = !rows.IsNull(r, 6);
+    row.message_id = rows.Text(r, 6);
+    row.user = rows.Int(r, 7);
+    row.device = rows.Text(r, 8);
+    state.emplace(rows.Int(r, 0), std::move(row));
+  }
+  // (notification, status) -> (delta, latest time)
+  std::map<std::pair<int64_t, int64_t>, std::pair<int64_t, UnixMillis>> counts;
+  std::vector<std::string> e_tenant, e_delivery, e_at, e_stage, e_attempt, e_provider, e_reason;
+  auto event = [&](const Row& row, int64_t delivery, int64_t stage, UnixMillis at, int attempt,
+                   const std::string& provider, const std::string& reason) {
+    e_tenant.push_back(std::to_string(row.tenant));
+    e_delivery.push_back(std::to_string(delivery));
+    e_at.push_back(std::to_string(at));
+    e_stage.push_back(std::to_string(stage));
+    e_attempt.push_back(std::to_string(attempt));
+    e_provider.push_back(provider);
+    e_reason.push_back(reason);
+  };
+  for (size_t i = 0; i < updates.size(); ++i) {
+    const DeliveryUpdate& u = updates[i];
+    auto it = state.find(u.delivery);
+    if (it == state.end()) continue;
+    Row& row = it->second;
+    if (!MayRecord(static_cast<DeliveryStatus>(row.status), u.stage)) continue;
+    const auto stage = static_cast<int64_t>(u.stage);
+    auto& from = counts[{row.notification, row.status}];
+    from.first -= 1;
+    auto& to = counts[{row.notification, stage}];
+    to.first += 1;
+    to.second = std::max(to.second, u.at);
+    row.status = stage;
+    row.attempts = std::max<int64_t>(row.attempts, u.attempt);
+    if (!u.provider.empty()) row.provider = u.provider;
+    row.reason = u.reason;
+    if (!u.provider_message_id.empty()) {
+      row.message_id = u.provider_message_id;
+      row.has_message_id = true;
+    }
+    row.at = u.at;
+    row.changed = true;
+    row.disable = row.disable || u.disable_device;
+    if (u.dispatched_at != 0) {
+      event(row, u.delivery, static_cast<int64_t>(DeliveryStatus::kDispatched), u.dispatched_at,
+            u.attempt, "", "");
+    }
+    event(row, u.delivery, stage, u.at, u.attempt, u.provider, u.reason);
+    applied[i] = true;
+  }
+  std::vector<std::string> d_tenant, d_pk, d_status, d_attempts, d_provider, d_reason, d_msg, d_at;
+  std::vector<std::string> off_tenant, off_user, off_device;
+  for (const auto& [pk, row] : state) {
+    if (!row.changed) continue;
+    d_tenant.push_back(std::to_string(row.tenant));
+    d_pk.push_back(std::to_string(pk));
+    d_status.push_back(std::to_string(row.status));
+    d_attempts.push_back(std::to_string(row.attempts));
+    d_provider.push_back(row.provider);
+    d_reason.push_back(row.reason);
+    d_msg.push_back(row.has_message_id ? row.message_id : std::string());
+    d_at.push_back(std::to_string(row.at));
+    if (row.disable) {
+      off_tenant.push_back(std::to_string(row.tenant));
+      off_user.push_back(std::to_string(row.user));
+      off_device.push_back(row.device);
+    }
+  }
+  if (d_pk.empty()) return applied;
+  Params w;
+  w.TextArray(d_tenant).TextArray(d_pk).TextArray(d_status).TextArray(d_attempts);
+  w.TextArray(d_provider).TextArray(d_reason).TextArray(d_msg).TextArray(d_at);
+  Result<Rows> updated = c.Exec(
+      "UPDATE deliveries d SET status = x.s::smallint, attempts = x.a::integer, provider = x.p, "
+      "reason = x.r, provider_message_id = NULLIF(x.m, ''), updated_at = x.t::bigint "
+      "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
+      "$7::text[], $8::text[]) AS x(tp, k, s, a, p, r, m, t) "
+      "WHERE d.tenant_pk = x.tp::bigint AND d.pk = x.k::bigint",
+      w);
+  if (!updated.ok()) return updated.take_error();
+  Params e;
+  e.TextArray(e_tenant).TextArray(e_delivery).TextArray(e_at).TextArray(e_stage);
+  e.TextArray(e_attempt).TextArray(e_provider).TextArray(e_reason);
+  Result<Rows> events = c.Exec(
+      "INSERT INTO delivery_events (tenant_pk, delivery_pk, at, stage, attempt, provider, "
+      "reason) SELECT tp::bigint, k::bigint, t::bigint, s::smallint, a::integer, p, r "
+      "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
+      "$7::text[]) WITH ORDINALITY AS x(tp, k, t, s, a, p, r, n) ORDER BY n",
+      e);
+  if (!events.ok()) return events.take_error();
+  std::vector<std::string> c_ntf, c_status, c_n, c_at;
+  for (const auto& [key, delta] : counts) {
+    if (delta.first == 0 && delta.second == 0) continue;
+    c_ntf.push_back(std::to_string(key.first));
+    c_status.push_back(std::to_string(key.second));
+    c_n.push_back(std::to_string(delta.first));
+    c_at.push_back(std::to_string(delta.second));
+  }
+  Params n;
+  n.TextArray(c_ntf).TextArray(c_status).TextArray(c_n).TextArray(c_at);
+  Result<Rows> counted = c.Exec(
+      "INSERT INTO delivery_counts (notification_pk, status, n, last_at) "
+      "SELECT k::bigint, s::smallint, d::bigint, t::bigint "
+      "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS x(k, s, d, t) "
+      "ORDER BY 1, 2 ON CONFLICT (notification_pk, status) DO UPDATE SET "
+      "n = delivery_counts.n + excluded.n, "
+      "last_at = GREATEST(delivery_counts.last_at, excluded.last_at)",
+      n);
+  if (!counted.ok()) return counted.take_error();
+  if (!off_device.empty()) {
+    Params o;
+    o.TextArray(off_tenant).TextArray(off_user).TextArray(off_device);
+    Result<Rows> off = c.Exec(
+        "UPDATE devices v SET disabled = true FROM unnest($1::text[], $2::text[], $3::text[]) "
+        "AS x(tp, u, i) WHERE v.tenant_pk = x.tp::bigint AND v.user_pk = x.u::bigint "
+        "AND v.id = x.i",
+        o);
+    if (!off.ok()) return off.take_error();
+  }
+  return applied;
+}
+
+// The insert of one fan-out page's deliveries, their queued events and count, as one
+// statement: `source` is a SELECT of (user pk, external id, device id, channel, ord) for
+// parameters $1.. as the caller binds them, after the five shared ones: $1 notification,
+// $2 tenant, $3 deadline, $4 now, $5 channel list.
+std::string InsertPageSql(const std::string& source) {
+  return "WITH src AS (" + source +
+         "), d AS (INSERT INTO deliveries (tenant_pk, notification_pk, user_pk, external_id, "
+         "device_id, channel, status, deadline, updated_at) "
+         "SELECT $2, $1, user_pk, external_id, device_id, channel, 0, $3, $4 FROM src "
+         "ORDER BY user_pk, ord RETURNING pk, channel), "
+         "e AS (INSERT INTO delivery_events (tenant_pk, delivery_pk, at, stage, attempt, "
+         "provider, reason) SELECT $2, pk, $4, 0, 0, '', '' FROM d ORDER BY pk), "
+         "c AS (INSERT INTO delivery_counts (notification_pk, status, n, last_at) "
+         "SELECT $1, 0, COUNT(*), $4 FROM d HAVING COUNT(*) > 0 "
+         "ON CONFLICT (notification_pk, status) DO UPDATE SET "
+         "n = delivery_counts.n + excluded.n, "
+         "last_at = GREATEST(delivery_counts.last_at, excluded.last_at)) "
+         "SELECT pk, channel FROM d ORDER BY pk";
+}
+
+// Devices of live users, filtered by channel, minus members of the groups in $6 (bigint[]).
+constexpr std::string_view kDeviceFilter =
+    " AND u.consent_until > $4 AND NOT v.disabled "
+    "AND ($5 = '' OR position(' ' || v.channel || ' ' in $5) > 0) "
+    "AND NOT EXISTS (SELECT 1 FROM memberships e WHERE e.tenant_pk = $2 AND e.user_pk = u.pk "
+    "AND e.group_pk = ANY($6::bigint[]))";
+
+}  // namespace
+
+// ---- notifications ----
+
+Result<CreatedNotification> PostgresStore::CreateNotification(Notification n) {
+  return NoThrow([&]() -> Result<CreatedNotification> {
+    Result<TenantRef> tenant = tenants_.Get(n.tenant_id);
+    if (!tenant.ok()) return tenant.take_error();
+    if (n.id.empty()) n.id = crypto::RandomId("ntf_");
+    const Bytes title = tenant->cipher->Seal(n.title, "ntf:title");
+    const Bytes body = tenant->cipher->Seal(n.body, "ntf:body");
+    std::string existing;
+    Status s = Txn([&](Conn& c) -> Status {
+      existing.clear();
+      Params p;
+      p.Text(n.id).Int(tenant->pk);
+      if (n.idempotency_key.empty()) {
+        p.Null();
+      } else {
+        p.Text(n.idempotency_key);
+      }
+      p.Text(n.request_hash).Blob(title).Blob(body).TextArray(n.to_groups).TextArray(n.to_users);
+      p.Text(ChannelList(n.channels)).Int(n.priority).Int(n.accepted_at).Int(n.deadline);
+      PG_TRY(rows, c.Exec("INSERT INTO notifications (id, tenant_pk, idempotency_key, "
+                          "request_hash, title_sealed, body_sealed, to_groups, to_users, "
+                          "channels, priority, accepted_at, deadline) "
+                          "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+                          "ON CONFLICT (tenant_pk, idempotency_key) DO NOTHING RETURNING pk",
+                          p));
+      if (!rows.empty()) return Status::Ok();
+      Params q;
+      q.Int(tenant->pk).Text(n.idempotency_key);
+      PG_TRY(first, c.Exec("SELECT id FROM notifications WHERE tenant_pk = $1 "
+                           "AND idempotency_key = $2",
+                           q));
+      if (first.empty()) {  // the first one's transaction has not committed: ours conflicts
+        return MakeError(ErrorKind::kUnavailable, "storage_busy",
+                         "A request with this Idempotency-Key is being stored; retry shortly.");
+      }
+      existing = first.Text(0, 0);
+      return Status::Ok();
+    });
+    if (!s.ok()) return s.take_error();
+    if (!existing.empty()) {
+      Result<Notification> first = GetNotification(n.tenant_id, existing);
+      if (!first.ok()) return first.take_error();
+      return CreatedNotification{std::move(*first), false};
+    }
+    return CreatedNotification{std::move(n), true};
+  });
+}
+
+Result<Notification> PostgresStore::GetNotification(std::string_view tenant_id,
+                                                    std::string_view notification_id) {
+  return NoThrow([&]() -> Result<Notification> {
+    Result<TenantRef> tenant = tenants_.Get(tenant_id);
+    if (!tenant.ok()) return tenant.take_error();
+    Params q;
+    q.Int(tenant->pk).Text(notification_id);
+    // The row and its counts in one statement (one snapshot): the counts as kind-1 rows.
+    PG_TRY(rows,
+           Read("WITH n AS (SELECT * FROM notifications WHERE tenant_pk = $1 AND id = $2) "
+                "SELECT 0 AS kind, n.idempotency_key, n.request_hash, n.title_sealed, "
+                "n.body_sealed, array_to_string(n.to_groups, chr(10)), "
+                "array_to_string(n.to_users, chr(10)), n.channels, n.priority::bigint, "
+                "n.accepted_at, n.deadline, n.fanout_done::integer::bigint, n.deliveries, "
+                "n.cancelled_at FROM n "
+                "UNION ALL SELECT 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, c.status::bigint, "
+                "c.n, c.last_at, 0, 0, NULL FROM n JOIN delivery_counts c "
+                "ON c.notification_pk = n.pk ORDER BY 1",
+                q));
+    if (rows.empty() || rows.Int(0, 0) != 0) return NotificationNotFound();
+    Notification n;
+    n.id = std::string(notification_id);
+    n.tenant_id = std::string(tenant_id);
+    if (!rows.IsNull(0, 1)) n.idempotency_key = rows.Text(0, 1);
+    n.request_hash = rows.Text(0, 2);
+    Result<std::string> title = tenant->cipher->Open(rows.Blob(0, 3), "ntf:title");
+    Result<std::string> body = tenant->cipher->Open(rows.Blob(0, 4), "ntf:body");
+    if (!title.ok() || !body.ok()) return DecryptFailed();
+    n.title = std::move(*title);
+    n.body = std::move(*body);
+    const std::string groups = rows.Text(0, 5);
+    const std::string users = rows.Text(0, 6);
+    n.to_groups = Split(groups, '\n');
+    n.to_users = Split(users, '\n');
+    n.channels = ParseChannelList(rows.Text(0, 7));
+    n.priority = static_cast<int>(rows.Int(0, 8));
+    n.accepted_at = rows.Int(0, 9);
+    n.deadline = rows.Int(0, 10);
+    n.fanout_done = rows.Int(0, 11) != 0;
+    n.deliveries = rows.Int(0, 12);
+    const UnixMillis cancelled_at = rows.IsNull(0, 13) ? 0 : rows.Int(0, 13);
+    UnixMillis last_update = 0;
+    int64_t open = 0;
+    for (int r = 1; r < rows.size(); ++r) {
+      const int64_t status = rows.Int(r, 8);
+      if (status < 0 || status >= static_cast<int64_t>(kDeliveryStatusCount)) continue;
+      n.counts[static_cast<size_t>(status)] = rows.Int(r, 9);
+      if (!IsTerminal(static_cast<DeliveryStatus>(status))) open += rows.Int(r, 9);
+      last_update = std::max(last_update, rows.Int(r, 10));
+    }
+    DeriveNotificationStatus(n, cancelled_at, open, last_update);
+    return n;
+  });
+}
+
+Result<std::vector<std::string>> PostgresStore::ListUnfinishedFanouts() {
+  return NoThrow([&]() -> Result<std::vector<std::string>> {
+    PG_TRY(rows, Read("SELECT id FROM notifications WHERE NOT fanout_done ORDER BY pk", Params()));
+    std::vector<std::string> out;
+    out.reserve(static_cast<size_t>(rows.size()));
+    for (int r = 0; r < rows.size(); ++r) out.push_back(rows.Text(r, 0));
+    return out;
+  });
+}
+
+Result<FanoutPage> PostgresStore::FanOutPage(std::string_view notification_id, int max_users) {
+  return NoThrow([&]() -> Result<FanoutPage> {
+    max_users = std::max(1, max_users);
+    FanoutPage page;
+    Status s = Txn([&](Conn& c) -> Status {
+      page = FanoutPage{};
+      Params q;
+      q.Text(notification_id);
+      // Locked: two fan-outs of one notification (two processes after a restart) take turns.
+      PG_TRY(row, c.Exec("SELECT pk, tenant_pk, array_to_string(to_groups, chr(10)), to_users, "
+                         "channels, priority, deadline, fanout_source, fanout_cursor, "
+                         "fanout_done::integer, (cancelled_at IS NOT NULL)::integer, "
+                         "cardinality(to_groups) FROM notifications WHERE id = $1 FOR UPDATE",
+                         q));
+      if (row.empty()) return NotificationNotFound();
+      const int64_t pk = row.Int(0, 0);
+      const int64_t tenant_pk = row.Int(0, 1);
+      const int64_t group_count = row.Int(0, 11);
+      const std::vector<std::string> groups =
+          group_count == 0 ? std::vector<std::string>() : Split(row.Text(0, 2), '\n');
+      const std::string users = row.Text(0, 3);
+      const std::string channels = row.Text(0, 4);
+      const int64_t priority = row.Int(0, 5);
+      const UnixMillis deadline = row.Int(0, 6);
+      int64_t source = row.Int(0, 7);
+      int64_t cursor = row.Int(0, 8);
+      if (row.Int(0, 9) != 0) {
+        page.done = true;
+        return Status::Ok();
+      }
+      const UnixMillis now = Now();
+      const auto n_groups = static_cast<int64_t>(groups.size());
+      // Row keys of the notification's groups that exist, in the notification's order.
+      std::vector<int64_t> group_pks(groups.size(), 0);
+      if (!groups.empty()) {
+        Params g;
+        g.Int(tenant_pk).TextArray(groups);
+        PG_TRY(found, c.Exec("SELECT group_key, pk FROM tenant_groups WHERE tenant_pk = $1 "
+                             "AND group_key = ANY($2::text[])",
+                             g));
+        for (int r = 0; r < found.size(); ++r) {
+          for (size_t i = 0; i < groups.size(); ++i) {
+            if (groups[i] == found.Text(r, 0)) group_pks[i] = found.Int(r, 1);
+          }
+        }
+      }
+      auto take = [&](Rows& inserted) {
+        for (int r = 0; r < inserted.size(); ++r) {
+          DeliveryJob job;
+          job.delivery = inserted.Int(r, 0);
+          job.notification = pk;
+          job.tenant = tenant_pk;
+          job.deadline = deadline;
+          job.channel = ParseChannel(inserted.Text(r, 1)).value_or(Channel::kEmail);
+          job.priority = static_cast<uint8_t>(priority);
+          page.jobs.push_back(job);
+        }
+      };
+      if (row.Int(0, 10) != 0) {  // cancelled: nothing more to reach
+        source = n_groups + 1;
+      } else if (source < n_groups) {
+        const int64_t group_pk = group_pks[static_cast<size_t>(source)];
+        if (group_pk == 0) {  // deleted since: nobody to reach through it
+          ++source;
+          cursor = 0;
+        } else {
+          // One page of one group: members in user pk order after the cursor, minus those of
+          // the groups before it (they were reached through those).
+          std::vector<int64_t> earlier;
+          for (int64_t i = 0; i < source; ++i) {
+            if (group_pks[static_cast<size_t>(i)] != 0) {
+              earlier.push_back(group_pks[static_cast<size_t>(i)]);
+            }
+          }
+          Params b;
+          b.Int(tenant_pk).Int(group_pk).Int(cursor).Int(max_users);
+          PG_TRY(bound, c.Exec("SELECT MAX(user_pk), COUNT(*) FROM (SELECT user_pk FROM "
+                               "memberships WHERE tenant_pk = $1 AND group_pk = $2 AND "
+                               "user_pk > $3 ORDER BY user_pk LIMIT $4) m",
+                               b));
+          const int64_t covered = bound.Int(0, 1);
+          const int64_t last_user = bound.IsNull(0, 0) ? cursor : bound.Int(0, 0);
+          page.users = covered;
+          if (covered > 0) {
+            Params p;
+            p.Int(pk).Int(tenant_pk).Int(deadline).Int(now).Text(channels).IntArray(earlier);
+            p.Int(group_pk).Int(cursor).Int(last_user);
+            PG_TRY(inserted,
+                   c.Exec(InsertPageSql("SELECT u.pk AS user_pk, u.external_id, v.id AS "
+                                        "device_id, v.channel, v.ord FROM memberships m "
+                                        "JOIN users u ON u.tenant_pk = $2 AND u.pk = m.user_pk "
+                                        "JOIN devices v ON v.tenant_pk = $2 AND v.user_pk = u.pk "
+                                        "WHERE m.tenant_pk = $2 AND m.group_pk = $7 AND "
+                                        "m.user_pk > $8 AND m.user_pk <= $9" +
+                                        std::string(kDeviceFilter)),
+                          p));
+            take(inserted);
+          }
+          if (covered < max_users) {
+            ++source;
+            cursor = 0;
+          } else {
+            cursor = last_user;
+          }
+        }
+      } else if (source == n_groups) {
+        // The named users, in pk order, except members of the notification's groups.
+        std::vector<int64_t> all_groups;
+        for (int64_t g : group_pks) {
+          if (g != 0) all_groups.push_back(g);
+        }
+        Params u;
+        u.Int(tenant_pk).Text(users).Int(now).Int(cursor).Int(max_users);
+        PG_TRY(named, c.Exec("SELECT pk FROM users WHERE tenant_pk = $1 AND external_id = "
+                             "ANY($2::text[]) AND consent_until > $3 AND pk > $4 ORDER BY pk "
+                             "LIMIT $5",
+                             u));
+        std::vector<int64_t> pks;
+        pks.reserve(static_cast<size_t>(named.size()));
+        for (int r = 0; r < named.size(); ++r) pks.push_back(named.Int(r, 0));
+        page.users = static_cast<int64_t>(pks.size());
+        if (!pks.empty()) {
+          Params p;
+          p.Int(pk).Int(tenant_pk).Int(deadline).Int(now).Text(channels).IntArray(all_groups);
+          p.IntArray(pks);
+          PG_TRY(inserted,
+                 c.Exec(InsertPageSql("SELECT u.pk AS user_pk, u.external_id, v.id AS device_id, "
+                                      "v.channel, v.ord FROM users u JOIN devices v "
+                                      "ON v.tenant_pk = $2 AND v.user_pk = u.pk "
+                                      "WHERE u.tenant_pk = $2 AND u.pk = ANY($7::bigint[])" +
+                                      std::string(kDeviceFilter)),
+                        p));
+          take(inserted);
+        }
+        if (pks.size() < static_cast<size_t>(max_users)) {
+          ++source;
+          cursor = 0;
+        } else {
+          cursor = pks.back();
+        }
+      }
+      page.done = source > n_groups;
+      Params w;
+      w.Int(pk).Int(source).Int(cursor).Bool(page.done).Int(static_cast<int64_t>(page.jobs.size()));
+      Result<Rows> progress = c.Exec(
+          "UPDATE notifications SET fanout_source = $2, fanout_cursor = $3, "
+          "fanout_done = $4::integer::boolean, deliveries = deliveries + $5 WHERE pk = $1",
+          w);
+      return progress.ok() ? Status::Ok() : Status(progress.take_error());
+    });
+    if (!s.ok()) return s.take_error();
+    return page;
+  });
+}
+
+Result<int64_t> PostgresStore::CancelNotification(std::string_view tenant_id,
+                                                  std::string_view notification_id) {
+  return NoThrow([&]() -> Result<int64_t> {
+    Result<TenantRef> tenant = tenants_.Get(tenant_id);
+    if (!tenant.ok()) return tenant.take_error();
+    int64_t cancelled = 0;
+    Status s = Txn([&](Conn& c) -> Status {
+      cancelled = 0;
+      const UnixMillis now = Now();
+      Params m;
+      m.Int(tenant->pk).Text(notification_id).Int(now);
+      PG_TRY(marked, c.Exec("UPDATE notifications SET cancelled_at = COALESCE(cancelled_at, $3) "
+                            "WHERE tenant_pk = $1 AND id = $2 RETURNING pk",
+                            m));
+      if (marked.empty()) return NotificationNotFound();
+      Params q;
+      q.Int(tenant->pk).Int(marked.Int(0, 0));
+      PG_TRY(open, c.Exec("SELECT pk, status FROM deliveries WHERE tenant_pk = $1 AND "
+                          "notification_pk = $2 AND status IN (0, 4) ORDER BY pk",
+                          q));
+      std::vector<DeliveryUpdate> updates;
+      for (int r = 0; r < open.size(); ++r) {
+        if (!IsCancellable(static_cast<DeliveryStatus>(open.Int(r, 1)))) continue;
+        DeliveryUpdate u;
+        u.delivery = open.Int(r, 0);
+        u.stage = DeliveryStatus::kCancelled;
+        u.at = now;
+        u.reason = "cancelled_by_request";
+        updates.push_back(std::move(u));
+      }
+      Result<std::vector<bool>> applied = ApplyUpdates(c, updates);
+      if (!applied.ok()) return applied.take_error();
+      cancelled = static_cast<int64_t>(std::count(applied->begin(), applied->end(), true));
+      return Status::Ok();
+    });
+    if (!s.ok()) return s.take_error();
+    return cancelled;
+  });
+}
+
+// ---- deliveries ----
+
+Result<std::vector<DeliveryJob>> PostgresStore::ListUnfinishedDeliveries(int64_t after_delivery,
+                                                                         int limit) {
+  return NoThrow([&]() -> Result<std::vector<DeliveryJob>> {
+    Params q;
+    q.Int(after_delivery).Int(std::max(1, limit));
+    PG_TRY(rows, Read("SELECT d.pk, d.notification_pk, d.tenant_pk, d.deadline, d.channel, "
+                      "d.attempts, n.priority FROM deliveries d JOIN notifications n "
+                      "ON n.pk = d.notification_pk WHERE d.pk > $1 AND d.status IN (0, 1, 4) "
+                      "ORDER BY d.pk LIMIT $2",
+                      q));
+    std::vector<DeliveryJob> out;
+    out.reserve(static_cast<size_t>(rows.size()));
+    for (int r = 0; r < rows.size(); ++r) {
+      DeliveryJob job;
+      job.delivery = rows.Int(r, 0);
+      job.notification = rows.Int(r, 1);
+      job.tenant = rows.Int(r, 2);
+      job.deadline = rows.Int(r, 3);
+      job.channel = ParseChannel(rows.Text(r, 4)).value_or(Channel::kEmail);
+      job.attempt = static_cast<uint16_t>(rows.Int(r, 5));
+      job.priority = static_cast<uint8_t>(rows.Int(r, 6));
+      out.push_back(job);
+    }
+    return out;
+  });
+}
+
+Result<std::shared_ptr<const PostgresStore::NotificationText>> PostgresStore::Text(
+    Conn& c, int64_t notification_pk, const TenantRef& tenant) {
+  {
+    std::lock_guard lock(texts_mu_);
+    auto it = texts_.find(notification_pk);
+    if (it != texts_.end()) return it->second;
+  }
+  Params q;
+  q.Int(notification_pk);
+  PG_TRY(rows, c.Exec("SELECT id, title_sealed, body_sealed, accepted_at FROM notifications "
+                      "WHERE pk = $1",
+                      q));
+  if (rows.empty()) return std::shared_ptr<const NotificationText>();
+  Result<std::string> title = tenant.cipher->Open(rows.Blob(0, 1), "ntf:title");
+  Result<std::string> body = tenant.cipher->Open(rows.Blob(0, 2), "ntf:body");
+  if (!title.ok() || !body.ok()) return DecryptFailed();
+  auto text = std::make_shared<const NotificationText>(
+      NotificationText{rows.Text(0, 0), std::move(*title), std::move(*body), rows.Int(0, 3)});
+  constexpr size_t kMaxTexts = 1024;
+  std::lock_guard lock(texts_mu_);
+  if (texts_.size() >= kMaxTexts) texts_.clear();
+  texts_[notification_pk] = text;
+  return text;
+}
+
+Result<std::vector<DispatchTarget>> PostgresStore::LoadDispatchTargets(
+    const std::vector<DeliveryJob>& jobs) {
+  return NoThrow([&]() -> Result<std::vector<DispatchTarget>> {
+    const UnixMillis now = Now();
+    std::vector<DispatchTarget> out;
+    if (jobs.empty()) return out;
+    std::vector<int64_t> tenants, keys;
+    for (const DeliveryJob& job : jobs) {
+      tenants.push_back(job.tenant);
+      keys.push_back(job.delivery);
+    }
+    Result<Pool::Lease> conn = pool_->Acquire();
+    if (!conn.ok()) return conn.take_error();
+    Params q;
+    q.IntArray(tenants).IntArray(keys);
+    // LATERAL look-ups: one index probe per job and table, whatever plan the server caches for
+    // the prepared statement (a hash join over every delivery was once its choice).
+    PG_TRY(rows, (*conn)->Exec(
+                     "SELECT d.status, d.external_id, d.device_id, d.channel, t.id, "
+                     "d.notification_pk, (u.pk IS NOT NULL)::integer, "
+                     "COALESCE(u.opt_in, false)::integer, COALESCE(u.consent_from, 0), "
+                     "COALESCE(u.consent_until, 0), (v.id IS NOT NULL)::integer, "
+                     "COALESCE(v.disabled, false)::integer, v.address_sealed, d.pk "
+                     "FROM (SELECT DISTINCT tp, k FROM unnest($1::bigint[], $2::bigint[]) "
+                     "AS j(tp, k)) j "
+                     "CROSS JOIN LATERAL (SELECT * FROM deliveries WHERE tenant_pk = j.tp "
+                     "AND pk = j.k LIMIT 1) d "
+                     "JOIN tenants t ON t.pk = d.tenant_pk "
+                     "LEFT JOIN LATERAL (SELECT pk, opt_in, consent_from, consent_until FROM users "
+                     "WHERE tenant_pk = d.tenant_pk AND pk = d.user_pk "
+                     "AND external_id = d.external_id LIMIT 1) u ON true "
+                     "LEFT JOIN LATERAL (SELECT id, disabled, address_sealed FROM devices "
+                     "WHERE tenant_pk = d.tenant_pk AND user_pk = d.user_pk AND id = d.device_id "
+                     "LIMIT 1) v ON true ORDER BY d.pk",
+                     q));
+    out.reserve(static_cast<size_t>(rows.size()));
+    for (int r = 0; r < rows.size(); ++r) {
+      DispatchTarget t;
+      t.delivery = rows.Int(r, 13);
+      t.status = static_cast<DeliveryStatus>(rows.Int(r, 0));
+      t.external_id = rows.Text(r, 1);
+      t.device_id = rows.Text(r, 2);
+      t.channel = ParseChannel(rows.Text(r, 3)).value_or(Channel::kEmail);
+      t.tenant_id = rows.Text(r, 4);
+      t.suppress_reason =
+          SuppressReason(Recipient{rows.Int(r, 6) != 0, rows.Int(r, 7) != 0, rows.Int(r, 8),
+                                   rows.Int(r, 9), rows.Int(r, 10) != 0, rows.Int(r, 11) != 0},
+                         now);
+      Result<TenantRef> tenant = tenants_.Get(t.tenant_id);
+      if (!tenant.ok()) return tenant.take_error();
+      if (t.suppress_reason.empty()) {
+        Result<std::string> address =
+            tenant->cipher->Open(rows.Blob(r, 12), "addr:" + std::string(ToString(t.channel)));
+        if (!address.ok()) return DecryptFailed();
+        t.address = std::move(*address);
+      }
+      Result<std::shared_ptr<const NotificationText>> text = Text(**conn, rows.Int(r, 5), *tenant);
+      if (!text.ok()) return text.take_error();
+      if (*text == nullptr) continue;
+      t.notification_id = (*text)->id;
+      t.title = (*text)->title;
+      t.body = (*text)->body;
+      t.accepted_at = (*text)->accepted_at;
+      out.push_back(std::move(t));
+    }
+    return out;
+  });
+}
+
+void PostgresStore::RecordDeliveryUpdates(std::vector<DeliveryUpdate> updates,
+                                          std::function<void()> durable) {
+  if (updates.empty()) {
+    if (durable) durable();
+    return;
+  }
+  std::function<void(const Status&)> done;
+  if (durable) done = [durable = std::move(durable)](const Status&) { durable(); };
+  writer_->Post(
+      [updates = std::move(updates)](Conn& c) -> Status {
+        Result<std::vector<bool>> applied = ApplyUpdates(c, updates);
+        return applied.ok() ? Status::Ok() : Status(applied.take_error());
+      },
+      std::move(done));
+}
+
+Result<Page<Delivery>> PostgresStore::ListDeliveries(std::string_view tenant_id,
+                                                     std::string_view notification_id,
+                                                     std::optional<DeliveryStatus> status,
+                                                     const PageRequest& page) {
+  return NoThrow([&]() -> Result<Page<Delivery>> {
+    Result<TenantRef> tenant = tenants_.Get(tenant_id);
+    if (!tenant.ok()) return tenant.take_error();
+    Result<int64_t> after = DecodeIdCursor(kDeliveryCursor, page.cursor);
+    if (!after.ok()) return after.take_error();
+    const int limit = ClampLimit(page.limit);
+    Params q;
+    q.Int(tenant->pk).Text(notification_id).Int(*after).Int(limit + 1);
+    q.Int(status ? static_cast<int64_t>(*status) : -1);
+    // The notification's row comes first (kind 0), so an unknown id is told from no deliveries.
+    PG_TRY(rows,
+           Read("WITH n AS (SELECT pk FROM notifications WHERE tenant_pk = $1 AND id = $2) "
+                "SELECT * FROM (SELECT 0 AS kind, 0::bigint AS pk, '' AS a, '' AS b, '' AS c, "
+                "0::bigint AS s, 0::bigint AS t, '' AS p, NULL::text AS m, '' AS r, "
+                "0::bigint AS dl, 0::bigint AS up FROM n "
+                "UNION ALL (SELECT 1, d.pk, d.external_id, d.device_id, d.channel, d.status, "
+                "d.attempts, d.provider, d.provider_message_id, d.reason, d.deadline, "
+                "d.updated_at FROM n JOIN deliveries d ON d.tenant_pk = $1 "
+                "AND d.notification_pk = n.pk WHERE d.pk > $3 AND ($5 < 0 OR d.status = $5) "
+                "ORDER BY d.pk LIMIT $4)) x ORDER BY kind, pk",
+                q));
+    if (rows.empty() || rows.Int(0, 0) != 0) return NotificationNotFound();
+    Page<Delivery> out;
+    for (int r = 1; r < rows.size(); ++r) {
+      if (static_cast<int>(out.items.size()) == limit) {
+        out.next_cursor =
+            EncodeIdCursor(kDeliveryCursor, DeliveryKeyOf(out.items.back().id).value_or(0));
+        break;
+      }
+      Delivery d;
+      d.id = DeliveryIdOf(rows.Int(r, 1));
+      d.notification_id = std::string(notification_id);
+      d.external_id = rows.Text(r, 2);
+      d.device_id = rows.Text(r, 3);
+      d.channel = ParseChannel(rows.Text(r, 4)).value_or(Channel::kEmail);
+      d.status = static_cast<DeliveryStatus>(rows.Int(r, 5));
+      d.attempts = static_cast<int>(rows.Int(r, 6));
+      d.provider = rows.Text(r, 7);
+      if (!rows.IsNull(r, 8)) d.provider_message_id = rows.Text(r, 8);
+      d.reason = rows.Text(r, 9);
+      d.deadline = rows.Int(r, 10);
+      d.updated_at = rows.Int(r, 11);
+      out.items.push_back(std::move(d));
+    }
+    return out;
+  });
+}
+
+Result<Page<DeliveryEvent>> PostgresStore::ListUserEvents(std::string_view tenant_id,
+                                                          std::string_view external_id,
+                                                          const PageRequest& page) {
+  return NoThrow([&]() -> Result<Page<DeliveryEvent>> {
+    Result<TenantRef> tenant = tenants_.Get(tenant_id);
+    if (!tenant.ok()) return tenant.take_error();
+    Result<int64_t> before = DecodeIdCursor(kEventCursor, page.cursor);
+    if (!before.ok()) return before.take_error();
+    const int limit = ClampLimit(page.limit);
+    Params q;
+    q.Int(tenant->pk).Text(external_id).Int(*before).Int(limit + 1).Int(Now());
+    PG_TRY(rows,
+           Read("WITH u AS (SELECT pk FROM users WHERE tenant_pk = $1 AND external_id = $2 "
+                "AND consent_until > $5) "
+                "SELECT * FROM (SELECT 0 AS kind, 0::bigint AS seq, 0::bigint AS at, 0 AS st, "
+                "0 AS att, '' AS p, '' AS r, 0::bigint AS d, '' AS n, '' AS dev, '' AS ch FROM u "
+                "UNION ALL (SELECT 1, e.seq, e.at, e.stage, e.attempt, e.provider, e.reason, "
+                "d.pk, n.id, d.device_id, d.channel FROM u, deliveries d "
+                "JOIN delivery_events e ON e.tenant_pk = $1 AND e.delivery_pk = d.pk "
+                "JOIN notifications n ON n.pk = d.notification_pk "
+                "WHERE d.tenant_pk = $1 AND d.external_id = $2 AND ($3 = 0 OR e.seq < $3) "
+                "ORDER BY e.seq DESC LIMIT $4)) x ORDER BY kind, seq DESC",
+                q));
+    if (rows.empty() || rows.Int(0, 0) != 0) return UserNotFound();
+    Page<DeliveryEvent> out;
+    for (int r = 1; r < rows.size(); ++r) {
+      if (static_cast<int>(out.items.size()) == limit) {
+        out.next_cursor = EncodeIdCursor(kEventCursor, out.items.back().seq);
+        break;
+      }
+      DeliveryEvent e;
+      e.seq = rows.Int(r, 1);
+      e.at = rows.Int(r, 2);
+      e.stage = static_cast<DeliveryStatus>(rows.Int(r, 3));
+      e.attempt = static_cast<int>(rows.Int(r, 4));
+      e.provider = rows.Text(r, 5);
+      e.reason = rows.Text(r, 6);
+      e.delivery_id = DeliveryIdOf(rows.Int(r, 7));
+      e.notification_id = rows.Text(r, 8);
+      e.device_id = rows.Text(r, 9);
+      e.channel = ParseChannel(rows.Text(r, 10)).value_or(Channel::kEmail);
+      e.external_id = std::string(external_id);
+      out.items.push_back(std::move(e));
+    }
+    return out;
+  });
+}
+
+Result<ReceiptOutcome> PostgresStore::RecordReceipt(std::string_view tenant_id,
+                                                    std::string_view provider,
+                                                    std::string_view provider_message_id,
+                                                    DeliveryStatus stage, std::string_view reason) {
+  return NoThrow([&]() -> Result<ReceiptOutcome> {
+    Result<TenantRef> tenant = tenants_.Get(tenant_id);
+    if (!tenant.ok()) return tenant.take_error();
+    ReceiptOutcome outcome = ReceiptOutcome::kApplied;
+    Status written = Txn([&](Conn& c) -> Status {
+      Params q;
+      q.Int(tenant->pk).Text(provider).Text(provider_message_id);
+      PG_TRY(row, c.Exec("SELECT pk, status FROM deliveries WHERE tenant_pk = $1 AND "
+                         "provider = $2 AND provider_message_id = $3 "
+                         "AND channel IN ('email', 'sms') FOR UPDATE",
+                         q));
+      if (row.empty()) {
+        return MakeError(ErrorKind::kNotFound, "delivery_not_found",
+                         "No sent delivery has this provider message id.", "message_id");
+      }
+      switch (ReceiptMoveFor(static_cast<DeliveryStatus>(row.Int(0, 1)), stage)) {
+        case ReceiptMove::kApply: break;
+        case ReceiptMove::kDuplicate: outcome = ReceiptOutcome::kDuplicate; return Status::Ok();
+        case ReceiptMove::kStale: outcome = ReceiptOutcome::kStale; return Status::Ok();
+      }
+      outcome = ReceiptOutcome::kApplied;
+      DeliveryUpdate u;
+      u.delivery = row.Int(0, 0);
+      u.stage = stage;
+      u.at = Now();
+      u.provider = std::string(provider);
+      u.reason = std::string(reason);
+      Result<std::vector<bool>> applied = ApplyUpdates(c, {u});
+      return applied.ok() ? Status::Ok() : Status(applied.take_error());
+    });
+    if (!written.ok()) return written.take_error();
+    return outcome;
+  });
+}
+
+}  // namespace herald::pg

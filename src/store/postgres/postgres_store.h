@@ -1,0 +1,44 @@
+// The PostgreSQL backend of Store (DESIGN §6): many Herald processes share one database, and a
+// multi-host URI with target_session_attrs=read-write follows the primary through a failover.
+//
+// Shape: a pool of libpq connections; each call is one short transaction on a leased
+// connection (retried when the server reports a serialization failure or a deadlock, or the
+// connection broke before COMMIT was sent); delivery updates and audit records are queued and
+// written in batches by one writer thread, as on SQLite. The big tables (users, devices,
+// memberships, deliveries, delivery events) are hash-partitioned by tenant, and every query of
+// them names the tenant, so that spreading tenants over several databases later changes no
+// query. PII is sealed on the calling thread with the tenant's data key (store/sealed_user.h).
+//
+// Thread-safety: as Store (any thread, any method).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/result.h"
+#include "crypto/crypto.h"
+#include "store/store.h"
+
+namespace herald {
+
+struct PostgresStoreOptions {
+  std::string uri;           // libpq URI or key=value string (multi-host allowed)
+  crypto::Key master_key{};  // wraps each tenant's data key
+  int connections = 8;       // pooled connections at most (the writer has one more)
+  int max_batch = 1024;      // queued writes per writer transaction at most
+  // As SqliteStoreOptions::on_batch: after each committed writer batch, on the writer thread.
+  std::function<void(size_t)> on_batch;
+  // The store's clock (tests move it). Empty = NowMillis.
+  std::function<UnixMillis()> clock;
+};
+
+// Connects, creates or migrates the schema and checks the master key. kUnavailable with
+// "storage_unavailable" (cannot connect: the server's words), "schema_too_new" or
+// "master_key_mismatch".
+Result<std::unique_ptr<Store>> OpenPostgresStore(PostgresStoreOptions options);
+
+// Whether `store` names PostgreSQL (a postgres:// or postgresql:// URI, or key=value words).
+bool IsPostgresUri(const std::string& store);
+
+}  // namespace herald

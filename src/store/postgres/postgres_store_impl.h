@@ -1,0 +1,148 @@
+// PostgresStore: the Store behind OpenPostgresStore (see postgres_store.h for the design). Its
+// methods are defined by responsibility in postgres_store.cc (opening, tenants, keys, provider
+// settings, audit, consent, health), user_store.cc (users, devices, groups) and
+// delivery_store.cc (notifications, fan-out, deliveries, receipts).
+//
+// Every method follows one shape: resolve the tenant (row key + cipher, cached), seal PII on the
+// calling thread, then run SQL on a pooled connection, in one transaction when it writes.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "store/no_throw.h"
+#include "store/postgres/pg.h"
+#include "store/postgres/pool.h"
+#include "store/postgres/postgres_store.h"
+#include "store/store.h"
+#include "store/tenant_keys.h"
+
+namespace herald::pg {
+
+class PostgresStore final : public Store {
+ public:
+  PostgresStore(const crypto::Key& master, std::unique_ptr<Pool> pool,
+                std::unique_ptr<Writer> writer, std::function<UnixMillis()> clock);
+  ~PostgresStore() override;
+
+  Result<Tenant> CreateTenant(Tenant tenant) override;
+  Result<Tenant> GetTenant(std::string_view tenant_id) override;
+  Result<Page<Tenant>> ListTenants(const PageRequest& page) override;
+  Result<Tenant> UpdateTenant(const Tenant& tenant) override;
+
+  Status CreateApiKey(const ApiKey& key, const std::vector<uint8_t>& hash) override;
+  Result<ApiKeyRecord> GetApiKey(std::string_view key_id) override;
+  Result<std::vector<ApiKey>> ListApiKeys(std::string_view tenant_id) override;
+  Status RevokeApiKey(std::string_view tenant_id, std::string_view key_id) override;
+
+  Status PutProviderSettings(const ProviderSettings& settings) override;
+  Result<ProviderSettings> GetProviderSettings(std::string_view tenant_id,
+                                               Channel channel) override;
+
+  Result<PutUserOutcome> PutUser(const User& user,
+                                 std::optional<int64_t> expected_version) override;
+  Result<std::vector<ImportLineResult>> PutUsers(std::string_view tenant_id,
+                                                 std::vector<User> users) override;
+  Result<User> GetUser(std::string_view tenant_id, std::string_view external_id) override;
+  Status DeleteUser(std::string_view tenant_id, std::string_view external_id) override;
+  Result<Device> AddDevice(std::string_view tenant_id, std::string_view external_id,
+                           Device device) override;
+  Status RemoveDevice(std::string_view tenant_id, std::string_view external_id,
+                      std::string_view device_id) override;
+
+  Result<Group> PutGroup(const Group& group) override;
+  Result<Group> GetGroup(std::string_view tenant_id, std::string_view key) override;
+  Status DeleteGroup(std::string_view tenant_id, std::string_view key) override;
+  Status AddMember(std::string_view tenant_id, std::string_view group_key,
+                   std::string_view external_id) override;
+  Status RemoveMember(std::string_view tenant_id, std::string_view group_key,
+                      std::string_view external_id) override;
+  Result<std::vector<std::string>> AddMembers(std::string_view tenant_id,
+                                              std::string_view group_key,
+                                              const std::vector<std::string>& ids) override;
+  Result<std::vector<std::string>> MissingGroups(std::string_view tenant_id,
+                                                 const std::vector<std::string>& keys) override;
+  Result<Page<std::string>> ListMembers(std::string_view tenant_id, std::string_view group_key,
+                                        const PageRequest& page) override;
+
+  Result<std::optional<UnixMillis>> NextConsentExpiry() override;
+  Result<int64_t> EraseExpiredUsers(UnixMillis now, int limit) override;
+  void SetConsentExpiryListener(std::function<void(UnixMillis)> listener) override;
+
+  Result<CreatedNotification> CreateNotification(Notification notification) override;
+  Result<Notification> GetNotification(std::string_view tenant_id,
+                                       std::string_view notification_id) override;
+  Result<std::vector<std::string>> ListUnfinishedFanouts() override;
+  Result<FanoutPage> FanOutPage(std::string_view notification_id, int max_users) override;
+  Result<std::vector<DeliveryJob>> ListUnfinishedDeliveries(int64_t after_delivery,
+                                                            int limit) override;
+  Result<std::vector<DispatchTarget>> LoadDispatchTargets(
+      const std::vector<DeliveryJob>& jobs) override;
+  void RecordDeliveryUpdates(std::vector<DeliveryUpdate> updates,
+                             std::function<void()> durable) override;
+  Result<int64_t> CancelNotification(std::string_view tenant_id,
+                                     std::string_view notification_id) override;
+  Result<Page<Delivery>> ListDeliveries(std::string_view tenant_id,
+                                        std::string_view notification_id,
+                                        std::optional<DeliveryStatus> status,
+                                        const PageRequest& page) override;
+  Result<Page<DeliveryEvent>> ListUserEvents(std::string_view tenant_id,
+                                             std::string_view external_id,
+                                             const PageRequest& page) override;
+  Result<ReceiptOutcome> RecordReceipt(std::string_view tenant_id, std::string_view provider,
+                                       std::string_view provider_message_id, DeliveryStatus stage,
+                                       std::string_view reason) override;
+
+  void AppendAudit(AuditRecord record) override;
+  Result<Page<AuditRecord>> ListAudit(std::string_view tenant_id, const PageRequest& page) override;
+  Status Flush() override;
+
+  Status Ping() override;
+
+ private:
+  UnixMillis Now() const { return clock_(); }
+  void NotifyConsentExpiry(UnixMillis earliest);
+  Status Txn(const std::function<Status(Conn&)>& body) { return InTransaction(*pool_, body); }
+  // Runs a read-only statement on a pooled connection (no transaction).
+  Result<Rows> Read(std::string_view sql, const Params& params);
+
+  // A notification's text, opened once for all of its deliveries (see the SQLite store).
+  struct NotificationText {
+    std::string id, title, body;
+    UnixMillis accepted_at = 0;
+  };
+  Result<std::shared_ptr<const NotificationText>> Text(Conn& c, int64_t notification_pk,
+                                                       const TenantRef& tenant);
+
+  std::unique_ptr<Pool> pool_;
+  TenantKeys tenants_;
+  std::unique_ptr<Writer> writer_;  // destroyed first: drains queued writes
+  std::function<void(UnixMillis)> consent_listener_;
+  const std::function<UnixMillis()> clock_;
+  std::mutex texts_mu_;
+  std::unordered_map<int64_t, std::shared_ptr<const NotificationText>> texts_;
+};
+
+// Shared by the method files.
+Error UserNotFound();
+Error GroupNotFound();
+Error NotificationNotFound();
+// One statement that deletes the users `victims` selects (a SELECT of tenant_pk, pk) with their
+// devices and memberships (the tables have no cascading foreign keys); its row count is the
+// number of users deleted.
+std::string DeleteUsersSql(std::string_view victims);
+// Unwraps a Result<Rows> into `rows` or returns its error from the enclosing function.
+// NOLINTBEGIN(bugprone-macro-parentheses): `rows` names the variable it declares
+#define PG_TRY(rows, expr)                                    \
+  auto rows##_result = (expr);                                \
+  if (!rows##_result.ok()) return rows##_result.take_error(); \
+  Rows& rows = *rows##_result
+// NOLINTEND(bugprone-macro-parentheses)
+
+}  // namespace herald::pg

@@ -1,0 +1,279 @@
+#include "store/postgres/schema.h"
+
+#include <iterator>
+#include <string>
+
+namespace herald::pg {
+namespace {
+
+// The same tables as the SQLite store's (see store/sqlite/schema.cc for what each holds), with
+// PostgreSQL's types, and the big tables hash-partitioned by tenant: their primary keys lead
+// with tenant_pk (a partitioned table's unique keys must hold the partition key). The big tables
+// have no foreign keys: PostgreSQL checks one with a trigger per inserted row and cascades a
+// delete row by row, which made an import and an erasure several times slower; the store
+// deletes a user's devices and memberships itself, in the statement that deletes the user
+// (kDeleteUsers in user_store.cc), and locks a user row before it adds children to it. Row keys
+// come from sequences, shared by every partition and every Herald process. Migration i brings
+// version i to i + 1; never edit a shipped one.
+constexpr const char* kMigrations[] = {
+    // ---- version 1 ----
+    R"sql(
+CREATE TABLE meta (
+  k text PRIMARY KEY,
+  v bytea NOT NULL
+);
+
+CREATE TABLE tenants (
+  pk bigserial PRIMARY KEY,
+  id text NOT NULL UNIQUE,
+  name text NOT NULL,
+  delivery_deadline_minutes integer NOT NULL,
+  default_consent_days integer NOT NULL,
+  wrapped_key bytea NOT NULL,
+  created_at bigint NOT NULL,
+  updated_at bigint NOT NULL,
+  rate_limits text NOT NULL DEFAULT ''
+);
+
+CREATE TABLE api_keys (
+  id text PRIMARY KEY,
+  tenant_pk bigint NOT NULL REFERENCES tenants (pk),
+  name text NOT NULL,
+  scopes text NOT NULL,
+  hash bytea NOT NULL,
+  created_at bigint NOT NULL,
+  revoked_at bigint
+);
+CREATE INDEX api_keys_tenant ON api_keys (tenant_pk, created_at);
+
+CREATE TABLE provider_settings (
+  tenant_pk bigint NOT NULL REFERENCES tenants (pk),
+  channel text NOT NULL,
+  config_sealed bytea NOT NULL,
+  updated_at bigint NOT NULL,
+  PRIMARY KEY (tenant_pk, channel)
+);
+
+CREATE SEQUENCE users_pk_seq;
+CREATE TABLE users (
+  tenant_pk bigint NOT NULL,
+  pk bigint NOT NULL DEFAULT nextval('users_pk_seq'),
+  external_id text NOT NULL,
+  name_sealed bytea NOT NULL,
+  opt_in boolean NOT NULL,
+  consent_from bigint NOT NULL,
+  consent_until bigint NOT NULL,
+  version bigint NOT NULL,
+  created_at bigint NOT NULL,
+  updated_at bigint NOT NULL,
+  PRIMARY KEY (tenant_pk, pk),
+  UNIQUE (tenant_pk, external_id)
+) PARTITION BY HASH (tenant_pk);
+CREATE INDEX users_consent_until ON users (consent_until);
+
+CREATE TABLE devices (
+  tenant_pk bigint NOT NULL,
+  user_pk bigint NOT NULL,
+  channel text NOT NULL,
+  address_bidx bytea NOT NULL,
+  id text NOT NULL,
+  address_sealed bytea NOT NULL,
+  ord integer NOT NULL,
+  disabled boolean NOT NULL DEFAULT false,
+  created_at bigint NOT NULL,
+  PRIMARY KEY (tenant_pk, user_pk, channel, address_bidx)
+) PARTITION BY HASH (tenant_pk);
+
+CREATE TABLE tenant_groups (
+  tenant_pk bigint NOT NULL REFERENCES tenants (pk),
+  pk bigserial NOT NULL,
+  group_key text NOT NULL,
+  name text NOT NULL,
+  created_at bigint NOT NULL,
+  PRIMARY KEY (tenant_pk, pk),
+  UNIQUE (tenant_pk, group_key)
+);
+
+CREATE TABLE memberships (
+  tenant_pk bigint NOT NULL,
+  group_pk bigint NOT NULL,
+  user_pk bigint NOT NULL,
+  PRIMARY KEY (tenant_pk, group_pk, user_pk)
+) PARTITION BY HASH (tenant_pk);
+CREATE INDEX memberships_user ON memberships (tenant_pk, user_pk, group_pk);
+
+CREATE TABLE audit (
+  id bigserial PRIMARY KEY,
+  tenant_id text NOT NULL,
+  at bigint NOT NULL,
+  actor text NOT NULL,
+  method text NOT NULL,
+  route text NOT NULL,
+  status integer NOT NULL,
+  request_id text NOT NULL,
+  latency_us bigint NOT NULL
+);
+CREATE INDEX audit_tenant ON audit (tenant_id, id);
+
+CREATE TABLE notifications (
+  pk bigserial PRIMARY KEY,
+  id text NOT NULL UNIQUE,
+  tenant_pk bigint NOT NULL REFERENCES tenants (pk),
+  idempotency_key text,
+  request_hash text NOT NULL,
+  title_sealed bytea NOT NULL,
+  body_sealed bytea NOT NULL,
+  to_groups text[] NOT NULL,
+  to_users text[] NOT NULL,
+  channels text NOT NULL,
+  priority integer NOT NULL,
+  accepted_at bigint NOT NULL,
+  deadline bigint NOT NULL,
+  fanout_source integer NOT NULL DEFAULT 0,
+  fanout_cursor bigint NOT NULL DEFAULT 0,
+  fanout_done boolean NOT NULL DEFAULT false,
+  deliveries bigint NOT NULL DEFAULT 0,
+  cancelled_at bigint,
+  UNIQUE (tenant_pk, idempotency_key)
+);
+CREATE INDEX notifications_fanout ON notifications (pk) WHERE NOT fanout_done;
+
+CREATE SEQUENCE deliveries_pk_seq;
+CREATE TABLE deliveries (
+  tenant_pk bigint NOT NULL,
+  pk bigint NOT NULL DEFAULT nextval('deliveries_pk_seq'),
+  notification_pk bigint NOT NULL,
+  user_pk bigint NOT NULL,
+  external_id text NOT NULL,
+  device_id text NOT NULL,
+  channel text NOT NULL,
+  status smallint NOT NULL,
+  attempts integer NOT NULL DEFAULT 0,
+  provider text NOT NULL DEFAULT '',
+  provider_message_id text,
+  reason text NOT NULL DEFAULT '',
+  deadline bigint NOT NULL,
+  updated_at bigint NOT NULL,
+  PRIMARY KEY (tenant_pk, pk)
+) PARTITION BY HASH (tenant_pk);
+CREATE INDEX deliveries_key ON deliveries (pk);
+CREATE INDEX deliveries_notification ON deliveries (notification_pk, pk);
+CREATE INDEX deliveries_user ON deliveries (tenant_pk, external_id);
+CREATE INDEX deliveries_receipt ON deliveries (tenant_pk, provider, provider_message_id)
+  WHERE provider_message_id IS NOT NULL;
+CREATE INDEX deliveries_open ON deliveries (pk) WHERE status IN (0, 1, 4);
+
+-- seq: one sequence for every tenant and writer, so events of any process are ordered.
+CREATE SEQUENCE delivery_events_seq;
+CREATE TABLE delivery_events (
+  tenant_pk bigint NOT NULL,
+  delivery_pk bigint NOT NULL,
+  seq bigint NOT NULL DEFAULT nextval('delivery_events_seq'),
+  at bigint NOT NULL,
+  stage smallint NOT NULL,
+  attempt integer NOT NULL,
+  provider text NOT NULL,
+  reason text NOT NULL,
+  PRIMARY KEY (tenant_pk, delivery_pk, seq)
+) PARTITION BY HASH (tenant_pk);
+CREATE INDEX delivery_events_tenant_seq ON delivery_events (tenant_pk, seq);
+
+CREATE TABLE delivery_counts (
+  notification_pk bigint NOT NULL,
+  status smallint NOT NULL,
+  n bigint NOT NULL,
+  last_at bigint NOT NULL,
+  PRIMARY KEY (notification_pk, status)
+);
+)sql",
+};
+
+constexpr int kVersions = static_cast<int>(std::size(kMigrations));
+constexpr const char* kPartitioned[] = {"users", "devices", "memberships", "deliveries",
+                                        "delivery_events"};
+
+constexpr std::string_view kMasterCheckKey = "master_key_check";
+constexpr std::string_view kMasterCheckContext = "herald:master-key-check";
+
+// The partitions of the tables version 1 creates.
+std::string PartitionsSql() {
+  std::string out;
+  for (const char* table : kPartitioned) {
+    for (int i = 0; i < kPartitions; ++i) {
+      out += "CREATE TABLE " + std::string(table) + "_p" + std::to_string(i) + " PARTITION OF " +
+             table + " FOR VALUES WITH (MODULUS " + std::to_string(kPartitions) + ", REMAINDER " +
+             std::to_string(i) + ");\n";
+    }
+  }
+  return out;
+}
+
+Status Tx(Conn& conn, auto&& body) {
+  Status s = conn.Script("BEGIN");
+  if (!s.ok()) return s;
+  s = body();
+  if (s.ok()) return conn.Script("COMMIT");
+  if (conn.Healthy()) (void)conn.Script("ROLLBACK");
+  return s;
+}
+
+}  // namespace
+
+int CurrentSchemaVersion() { return kVersions; }
+
+Status Migrate(Conn& conn) {
+  return Tx(conn, [&]() -> Status {
+    // One Herald process migrates; the others wait here and then find the work done.
+    Result<Rows> locked = conn.Exec("SELECT pg_advisory_xact_lock(7240113)");
+    if (!locked.ok()) return locked.take_error();
+    Status s = conn.Script("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)");
+    if (!s.ok()) return s;
+    Result<Rows> row = conn.Exec("SELECT version FROM schema_version");
+    if (!row.ok()) return row.take_error();
+    const bool has_row = !row->empty();
+    const int64_t version = has_row ? row->Int(0, 0) : 0;
+    if (version > kVersions) {
+      return MakeError(ErrorKind::kUnavailable, "schema_too_new",
+                       "The database has schema version " + std::to_string(version) +
+                           " but this binary knows versions up to " + std::to_string(kVersions) +
+                           "; run a newer Herald.");
+    }
+    for (int64_t v = version; v < kVersions; ++v) {
+      s = conn.Script(kMigrations[v]);
+      if (s.ok() && v == 0) s = conn.Script(PartitionsSql());
+      if (!s.ok()) return s;
+    }
+    if (version == kVersions) return Status::Ok();
+    Params p;
+    p.Int(kVersions);
+    Result<Rows> w = conn.Exec(has_row ? "UPDATE schema_version SET version = $1"
+                                       : "INSERT INTO schema_version (version) VALUES ($1)",
+                               p);
+    return w.ok() ? Status::Ok() : Status(w.take_error());
+  });
+}
+
+Status CheckMasterKey(Conn& conn, const crypto::Key& master) {
+  return Tx(conn, [&]() -> Status {
+    Params k;
+    k.Text(kMasterCheckKey);
+    Result<Rows> row = conn.Exec("SELECT v FROM meta WHERE k = $1", k);
+    if (!row.ok()) return row.take_error();
+    if (!row->empty()) {
+      if (!crypto::UnwrapDataKey(master, row->Blob(0, 0), kMasterCheckContext).ok()) {
+        return MakeError(ErrorKind::kUnavailable, "master_key_mismatch",
+                         "The master key does not match the one this database was created "
+                         "with; start Herald with the original HERALD_MASTER_KEY.");
+      }
+      return Status::Ok();
+    }
+    Params w;
+    w.Text(kMasterCheckKey)
+        .Blob(crypto::WrapDataKey(master, crypto::RandomKey(), kMasterCheckContext));
+    Result<Rows> done =
+        conn.Exec("INSERT INTO meta (k, v) VALUES ($1, $2) ON CONFLICT (k) DO NOTHING", w);
+    return done.ok() ? Status::Ok() : Status(done.take_error());
+  });
+}
+
+}  // namespace herald::pg
