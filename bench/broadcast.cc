@@ -6,10 +6,15 @@
 // the same simulator endpoint in the same run, with the ratio.
 //
 //   build/bench_broadcast [--users=1000000] [--h2load-requests=400000] [--provider=sim|null]
+//                         [--store=postgres]
+//
+// --store=postgres runs the same broadcast again on PostgreSQL (a throwaway local server with
+// fsync on, started by the benchmark) and prints its figures and the ratio to SQLite's.
 //
 // --provider=null replaces the provider clients with one that accepts every message at once, in
 // process: no network, no simulator. It measures what the pipeline itself (store, fan-out,
 // queue, dispatcher, events) can do, the ceiling the providers' side is measured against.
+#include <libpq-fe.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
@@ -38,7 +43,9 @@
 #include "providers/sim_defaults.h"
 #include "queue/queue.h"
 #include "sim/demo_credentials.h"
+#include "store/postgres/postgres_store.h"
 #include "store/sqlite/sqlite_store.h"
+#include "testing/pg_test_server.h"
 
 namespace herald {
 namespace {
@@ -148,29 +155,60 @@ std::map<std::string, int64_t> StoredEventsByStage(const std::string& path) {
   return counts;
 }
 
-int Main(int argc, char** argv) {
-  const int users = std::stoi(bench::Flag(argc, argv, "users", "1000000"));
-  const int h2load_requests = std::stoi(bench::Flag(argc, argv, "h2load-requests", "400000"));
-  const bool null_provider = bench::Flag(argc, argv, "provider", "sim") == "null";
-  if (!crypto::InitCrypto()) return 1;
-  const std::filesystem::path herald =
-      std::filesystem::canonical("/proc/self/exe").parent_path() / "herald";
-  const int sim_port = 19000 + getpid() % 1000;
-  const pid_t sim_pid = null_provider ? -1 : StartSim(herald, sim_port, sim_port + 1000);
-  if (!null_provider) std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  const std::string sim_url = "http://127.0.0.1:" + std::to_string(sim_port);
+// Events stored by stage, read from PostgreSQL's delivery_events (same stage numbers).
+std::map<std::string, int64_t> PgEventsByStage(const std::string& uri) {
+  std::map<std::string, int64_t> out;
+  PGconn* conn = PQconnectdb(uri.c_str());
+  if (PQstatus(conn) == CONNECTION_OK) {
+    PGresult* r = PQexec(conn, "SELECT stage, COUNT(*) FROM delivery_events GROUP BY stage");
+    for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); ++i) {
+      const auto stage = static_cast<DeliveryStatus>(std::atoi(PQgetvalue(r, i, 0)));
+      out[std::string(ToString(stage))] = std::atoll(PQgetvalue(r, i, 1));
+    }
+    PQclear(r);
+  }
+  PQfinish(conn);
+  return out;
+}
 
+// One broadcast on one store ("sqlite" or "postgres"); its deliveries/s (0 when it failed).
+double Run(const std::string& kind, int users, int h2load_requests, bool null_provider,
+           int sim_port, const std::string& sim_url) {
+  std::printf("---- store: %s\n", kind.c_str());
   const auto dir = bench::TempDir("bench-broadcast");
-  SqliteStoreOptions so;
-  so.path = (dir / "herald.db").string();
-  so.master_key = crypto::RandomKey();
   std::atomic<int64_t> transactions{0}, writes{0};
-  so.on_batch = [&](size_t n) {
+  auto on_batch = [&](size_t n) {
     transactions.fetch_add(1, std::memory_order_relaxed);
     writes.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed);
   };
-  auto opened = OpenSqliteStore(std::move(so));
-  if (!opened.ok()) return 1;
+  std::unique_ptr<pgtest::PgTestServer> pg;
+  std::string pg_uri;
+  Result<std::unique_ptr<Store>> opened = Error{};
+  if (kind == "postgres") {
+    pgtest::PgTestServerOptions po;
+    po.durable = true;  // fsync on, as a production server
+    pg = std::make_unique<pgtest::PgTestServer>(po);
+    if (!pg->Start()) {
+      std::printf("cannot start PostgreSQL: %s\n", pg->last_error().c_str());
+      return 0;
+    }
+    pg_uri = pg->FreshSchemaUri("bench");
+    PostgresStoreOptions po2;
+    po2.uri = pg_uri;
+    po2.master_key = crypto::RandomKey();
+    po2.on_batch = on_batch;
+    opened = OpenPostgresStore(std::move(po2));
+  } else {
+    SqliteStoreOptions so;
+    so.path = (dir / "herald.db").string();
+    so.master_key = crypto::RandomKey();
+    so.on_batch = on_batch;
+    opened = OpenSqliteStore(std::move(so));
+  }
+  if (!opened.ok()) {
+    std::printf("cannot open the store: %s\n", opened.error().message.c_str());
+    return 0;
+  }
   std::unique_ptr<Store> store = std::move(*opened);
   Tenant t;
   t.name = "Bench";
@@ -239,7 +277,7 @@ int Main(int argc, char** argv) {
   n.request_hash = "bench";
   const auto send_start = Clock::now();
   auto created = store->CreateNotification(n);
-  if (!created.ok()) return 1;
+  if (!created.ok()) return 0;
   fanout.Submit(created->notification.id);
 
   const int64_t expected = 2LL * users;
@@ -310,12 +348,10 @@ int Main(int argc, char** argv) {
   }
 
   client.reset();
-  if (sim_pid > 0) {
-    kill(sim_pid, SIGTERM);
-    waitpid(sim_pid, nullptr, 0);
-  }
   store.reset();
-  const std::map<std::string, int64_t> events = StoredEventsByStage((dir / "herald.db").string());
+  const std::map<std::string, int64_t> events =
+      kind == "postgres" ? PgEventsByStage(pg_uri)
+                         : StoredEventsByStage((dir / "herald.db").string());
   std::printf("events stored, by stage:");
   for (const auto& [stage, count] : events) {
     std::printf(" %s %lld", stage.c_str(), static_cast<long long>(count));
@@ -329,7 +365,34 @@ int Main(int argc, char** argv) {
   std::printf(" (%s)\n",
               every_event ? "every delivery queued, dispatched and sent" : "EVENTS MISSING");
   std::filesystem::remove_all(dir);
-  return sent == expected && every_event ? 0 : 1;
+  return sent == expected && every_event ? rate : 0;
+}
+
+int Main(int argc, char** argv) {
+  const int users = std::stoi(bench::Flag(argc, argv, "users", "1000000"));
+  const int h2load_requests = std::stoi(bench::Flag(argc, argv, "h2load-requests", "400000"));
+  const bool null_provider = bench::Flag(argc, argv, "provider", "sim") == "null";
+  const bool with_pg = bench::Flag(argc, argv, "store", "sqlite") == "postgres";
+  if (!crypto::InitCrypto()) return 1;
+  const std::filesystem::path herald =
+      std::filesystem::canonical("/proc/self/exe").parent_path() / "herald";
+  const int sim_port = 19000 + getpid() % 1000;
+  const pid_t sim_pid = null_provider ? -1 : StartSim(herald, sim_port, sim_port + 1000);
+  if (!null_provider) std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const std::string sim_url = "http://127.0.0.1:" + std::to_string(sim_port);
+  const double sqlite_rate =
+      Run("sqlite", users, h2load_requests, null_provider, sim_port, sim_url);
+  double pg_rate = 0;
+  if (with_pg) {
+    pg_rate = Run("postgres", users, h2load_requests, null_provider, sim_port, sim_url);
+    std::printf("---- postgres / sqlite: %.0f / %.0f deliveries/s = %.2f\n", pg_rate, sqlite_rate,
+                sqlite_rate > 0 ? pg_rate / sqlite_rate : 0);
+  }
+  if (sim_pid > 0) {
+    kill(sim_pid, SIGTERM);
+    waitpid(sim_pid, nullptr, 0);
+  }
+  return sqlite_rate > 0 && (!with_pg || pg_rate > 0) ? 0 : 1;
 }
 
 }  // namespace

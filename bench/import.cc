@@ -3,14 +3,19 @@
 // parsing included). Reference: a raw SQLite insert of the same rows (users + devices, same
 // indexes, no validation, no encryption) in the same run. The ratio is the figure that matters.
 //
-//   build/bench_import [--users=200000] [--devices=email+sms|ios+email]
+// With --store=postgres the same import also runs on PostgreSQL (a throwaway local server with
+// fsync on, started by the benchmark) and the PostgreSQL rate is printed beside the SQLite one.
+//
+//   build/bench_import [--users=200000] [--devices=email+sms|ios+email] [--store=postgres]
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -19,7 +24,9 @@
 #include "crypto/crypto.h"
 #include "http/server.h"
 #include "observe/metrics.h"
+#include "store/postgres/postgres_store.h"
 #include "store/sqlite/sqlite_store.h"
+#include "testing/pg_test_server.h"
 
 namespace hb = herald::bench;
 
@@ -145,6 +152,43 @@ double RawSqliteUsersPerSecond(const std::filesystem::path& dir, int users,
   return rate;
 }
 
+double Cpu(int who) {
+  rusage u{};
+  getrusage(who, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+double SelfCpuSeconds() { return Cpu(RUSAGE_SELF); }
+double ChildrenCpuSeconds() { return Cpu(RUSAGE_CHILDREN); }
+
+// The import through the real HTTP server into `store`: users per second.
+double HeraldImportRate(herald::Store* store, const std::string& body, int users, double* secs,
+                        bool* ok) {
+  using namespace herald;
+  observe::Registry metrics;
+  Tenant t;
+  t.name = "bench";
+  auto tenant = store->CreateTenant(t);
+  auto minted = crypto::MintApiKey();
+  ApiKey key{minted.id, tenant->id, "bench", {"users:write"}, NowMillis(), {}};
+  (void)store->CreateApiKey(key, minted.hash);
+  api::ApiOptions ao;
+  ao.admin_token = "bench-admin";
+  http::ServerOptions sopt;
+  sopt.listen = "127.0.0.1:0";
+  auto server = http::MakeServer(sopt, api::MakeApiHandler(ao, store, &metrics));
+  if (!server->Start().ok()) return 0;
+  std::fprintf(stderr, "importing through POST /v1/users:import ...\n");
+  const auto start = std::chrono::steady_clock::now();
+  const std::string response = HttpPost(server->port(), "/v1/users:import", minted.secret, body);
+  (void)store->Flush();
+  *secs = hb::Seconds(start);
+  *ok = response.find("\"created\":" + std::to_string(users)) != std::string::npos;
+  if (!*ok) std::printf("  response: %.300s\n", response.c_str());
+  server->Stop();
+  return users / *secs;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -159,34 +203,44 @@ int main(int argc, char** argv) {
   body.reserve(static_cast<size_t>(users) * 230);
   for (int i = 0; i < users; ++i) body += Line(i, mix);
 
-  observe::Registry metrics;
   SqliteStoreOptions so;
   so.path = (dir / "herald.db").string();
   so.master_key = crypto::RandomKey();
   auto store = OpenSqliteStore(std::move(so));
   if (!store.ok()) return 1;
-  Tenant t;
-  t.name = "bench";
-  auto tenant = (*store)->CreateTenant(t);
-  auto minted = crypto::MintApiKey();
-  ApiKey key{minted.id, tenant->id, "bench", {"users:write"}, NowMillis(), {}};
-  (void)(*store)->CreateApiKey(key, minted.hash);
+  double secs = 0;
+  bool ok = false;
+  const double herald_rate = HeraldImportRate(store->get(), body, users, &secs, &ok);
+  store->reset();
 
-  api::ApiOptions ao;
-  ao.admin_token = "bench-admin";
-  http::ServerOptions sopt;
-  sopt.listen = "127.0.0.1:0";
-  auto server = http::MakeServer(sopt, api::MakeApiHandler(ao, store->get(), &metrics));
-  if (!server->Start().ok()) return 1;
-
-  std::fprintf(stderr, "importing through POST /v1/users:import ...\n");
-  const auto start = std::chrono::steady_clock::now();
-  const std::string response = HttpPost(server->port(), "/v1/users:import", minted.secret, body);
-  (void)(*store)->Flush();
-  const double secs = hb::Seconds(start);
-  const double herald_rate = users / secs;
-  const bool ok = response.find("\"created\":" + std::to_string(users)) != std::string::npos;
-  server->Stop();
+  double pg_rate = 0, pg_secs = 0, pg_herald_cpu = 0, pg_server_cpu = 0;
+  bool pg_ok = true;
+  const bool with_pg = hb::Flag(argc, argv, "store", "sqlite") == "postgres";
+  std::unique_ptr<pgtest::PgTestServer> pg;
+  if (with_pg) {
+    pgtest::PgTestServerOptions po;
+    po.durable = true;  // fsync on, as a production server
+    pg = std::make_unique<pgtest::PgTestServer>(po);
+    if (!pg->Start()) {
+      std::fprintf(stderr, "cannot start PostgreSQL: %s\n", pg->last_error().c_str());
+      return 1;
+    }
+    PostgresStoreOptions po2;
+    po2.uri = pg->FreshSchemaUri("bench");
+    po2.master_key = crypto::RandomKey();
+    auto pstore = OpenPostgresStore(std::move(po2));
+    if (!pstore.ok()) {
+      std::fprintf(stderr, "cannot open the PostgreSQL store: %s\n",
+                   pstore.error().message.c_str());
+      return 1;
+    }
+    const double cpu_before = SelfCpuSeconds();
+    pg_rate = HeraldImportRate(pstore->get(), body, users, &pg_secs, &pg_ok);
+    pg_herald_cpu = SelfCpuSeconds() - cpu_before;
+    pstore->reset();
+    pg.reset();  // stops the server and reaps it: its CPU is then counted as our children's
+    pg_server_cpu = ChildrenCpuSeconds();
+  }
 
   std::fprintf(stderr, "raw SQLite insert of the same rows...\n");
   const double raw_rate = RawSqliteUsersPerSecond(dir, users, mix);
@@ -195,10 +249,18 @@ int main(int argc, char** argv) {
               body.size() / 1e6);
   std::printf("  herald import : %8.0f users/s  (%.2f s, all created: %s)\n", herald_rate, secs,
               ok ? "yes" : "NO");
+  if (with_pg) {
+    std::printf("  herald on pg  : %8.0f users/s  (%.2f s, all created: %s)\n", pg_rate, pg_secs,
+                pg_ok ? "yes" : "NO");
+    std::printf("  pg / sqlite   : %.2f\n", pg_rate / herald_rate);
+    std::printf(
+        "  pg time split : herald CPU %.2f s, server CPU %.2f s (incl. its start), "
+        "wall %.2f s\n",
+        pg_herald_cpu, pg_server_cpu, pg_secs);
+  }
   std::printf("  raw sqlite    : %8.0f users/s\n", raw_rate);
   std::printf("  ratio         : %.2f of raw SQLite\n", herald_rate / raw_rate);
   std::printf("  peak RSS      : %ld MiB\n", hb::PeakRssMiB());
-  if (!ok) std::printf("  response: %.300s\n", response.c_str());
   std::filesystem::remove_all(dir);
-  return ok ? 0 : 1;
+  return ok && pg_ok ? 0 : 1;
 }

@@ -14,6 +14,7 @@
 
 #include "support/api_helpers.h"
 #include "support/herald_process.h"
+#include "support/stores.h"
 
 namespace herald::e2e {
 namespace {
@@ -70,8 +71,12 @@ struct Poll {
   double erased = -1;
 };
 
-TEST(ConsentExpiryTest, TenThousandUsersVanishAtConsentUntilAndAreErasedWithinOneSecond) {
-  HeraldProcess server;
+class ConsentExpiryTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ConsentExpiryTest, TenThousandUsersVanishAtConsentUntilAndAreErasedWithinOneSecond) {
+  HeraldOptions options;
+  ASSERT_TRUE(UseStore(options, GetParam()));
+  HeraldProcess server(options);
   ASSERT_TRUE(server.Start()) << server.last_error();
   HttpClient admin = server.AdminClient();
   const TenantKey tenant = CreateTenantWithKey(admin, "Expiry Tenant");
@@ -203,12 +208,19 @@ TEST(ConsentExpiryTest, TenThousandUsersVanishAtConsentUntilAndAreErasedWithinOn
   EXPECT_EQ(r.Json()["users"], json({"keeper"}));
   EXPECT_EQ(c.Get("/v1/users/keeper").status, 200);
 
-  // Erased means gone from the store: rows and memberships (schema of src/store/sqlite).
+  // Erased means gone from the store: rows and memberships (the schemas of src/store/sqlite and
+  // src/store/postgres have the same table names).
   ASSERT_EQ(server.Stop(), 0) << server.Stderr();
-  const std::string db = (server.data_dir() / "herald.db").string();
-  EXPECT_EQ(CountRows(db, "SELECT COUNT(*) FROM users"), 1);
-  EXPECT_EQ(CountRows(db, "SELECT COUNT(*) FROM memberships"), 1);
+  for (const char* table : {"users", "memberships"}) {
+    const std::string sql = std::string("SELECT COUNT(*) FROM ") + table;
+    const int64_t left = GetParam() == "Postgres"
+                             ? PgScalar(options.args.back(), sql)
+                             : CountRows((server.data_dir() / "herald.db").string(), sql);
+    EXPECT_EQ(left, 1) << table;
+  }
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, ConsentExpiryTest, ::testing::ValuesIn(Stores()), StoreName);
 
 }  // namespace
 }  // namespace herald::e2e

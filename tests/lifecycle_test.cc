@@ -18,6 +18,7 @@
 
 #include "support/api_helpers.h"
 #include "support/herald_process.h"
+#include "support/stores.h"
 
 namespace herald::e2e {
 namespace {
@@ -52,8 +53,13 @@ std::string BigImport(int users, size_t line_bytes) {
   return out;
 }
 
-TEST(LifecycleTest, SigtermDuringALargeImportCompletesItRespondsAndExitsZero) {
-  HeraldProcess server;
+// The tests that concern the store run on each store (support/stores.h).
+class StoreLifecycleTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(StoreLifecycleTest, SigtermDuringALargeImportCompletesItRespondsAndExitsZero) {
+  HeraldOptions options;
+  ASSERT_TRUE(UseStore(options, GetParam()));
+  HeraldProcess server(options);
   ASSERT_TRUE(server.Start()) << server.last_error();
   HttpClient admin = server.AdminClient();
   const TenantKey tenant = CreateTenantWithKey(admin, "Lifecycle Tenant");
@@ -149,8 +155,10 @@ TEST(LifecycleTest, SigtermDuringALargeImportCompletesItRespondsAndExitsZero) {
   EXPECT_EQ(server.Stop(), 0) << server.Stderr();
 }
 
-TEST(LifecycleTest, AcknowledgedWritesSurviveSigkill) {
-  HeraldProcess server;
+TEST_P(StoreLifecycleTest, AcknowledgedWritesSurviveSigkill) {
+  HeraldOptions options;
+  ASSERT_TRUE(UseStore(options, GetParam()));
+  HeraldProcess server(options);
   ASSERT_TRUE(server.Start()) << server.last_error();
   HttpClient admin = server.AdminClient();
   const TenantKey tenant = CreateTenantWithKey(admin, "Kill Tenant");
@@ -173,6 +181,8 @@ TEST(LifecycleTest, AcknowledgedWritesSurviveSigkill) {
   EXPECT_EQ(again.Get("/v1/groups/k").Json()["member_count"], 19);
   EXPECT_EQ(server.Stop(), 0) << server.Stderr();
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, StoreLifecycleTest, ::testing::ValuesIn(Stores()), StoreName);
 
 TEST(LifecycleTest, AdminTokenFromTheEnvironmentReplacesTheFileToken) {
   HeraldProcess server;

@@ -12,6 +12,7 @@
 
 #include "support/api_helpers.h"
 #include "support/herald_process.h"
+#include "support/stores.h"
 
 namespace herald::e2e {
 namespace {
@@ -27,21 +28,27 @@ constexpr const char* kA3Name = "Cosima Isolation-Third";
 const std::string kA1Apns = std::string(64, 'a');
 constexpr const char* kA1Fcm = "fcm-token-of-tenant-a:ISOLATION_1";
 
-class TenantIsolationTest : public ::testing::Test {
+// On each store (support/stores.h): one server per store, shared by the suite's tests.
+class TenantIsolationTest : public ::testing::TestWithParam<std::string> {
  protected:
-  static void SetUpTestSuite() {
-    // Every route is tried with wrong credentials here: more failures than a client may make.
-    server_ = new HeraldProcess(HeraldOptions{.args = {"--auth-failures-per-minute", "100000"}});
-    ASSERT_TRUE(server_->Start()) << server_->last_error();
-  }
   static void TearDownTestSuite() {
-    server_->Stop();
-    delete server_;
-    server_ = nullptr;
+    for (auto& [store, server] : servers_) {
+      server->Stop();
+      delete server;
+    }
+    servers_.clear();
   }
 
   void SetUp() override {
-    ASSERT_NE(server_, nullptr);
+    HeraldProcess*& server = servers_[GetParam()];
+    if (server == nullptr) {
+      // Every route is tried with wrong credentials here: more failures than a client may make.
+      HeraldOptions options{.args = {"--auth-failures-per-minute", "100000"}};
+      ASSERT_TRUE(UseStore(options, GetParam()));
+      server = new HeraldProcess(options);
+      ASSERT_TRUE(server->Start()) << server->last_error();
+    }
+    server_ = server;
     ASSERT_TRUE(server_->Running());
     admin_ = std::make_unique<HttpClient>(server_->AdminClient());
     a_ = CreateTenantWithKey(*admin_, "Tenant A");
@@ -132,15 +139,16 @@ class TenantIsolationTest : public ::testing::Test {
     return records;
   }
 
-  static HeraldProcess* server_;
+  static std::map<std::string, HeraldProcess*> servers_;
+  HeraldProcess* server_ = nullptr;
   std::unique_ptr<HttpClient> admin_, ca_, cb_;
   TenantKey a_, b_;
   std::string a1_device_id_;
 };
 
-HeraldProcess* TenantIsolationTest::server_ = nullptr;
+std::map<std::string, HeraldProcess*> TenantIsolationTest::servers_;
 
-TEST_F(TenantIsolationTest, OtherTenantsUserAndDeviceRoutesAnswer404AndChangeNothing) {
+TEST_P(TenantIsolationTest, OtherTenantsUserAndDeviceRoutesAnswer404AndChangeNothing) {
   PopulateTenantA();
   // B has a user of its own, to aim A's device id at.
   ASSERT_EQ(cb_->Put("/v1/users/b-1", UserBody("B One")).status, 201);
@@ -163,7 +171,7 @@ TEST_F(TenantIsolationTest, OtherTenantsUserAndDeviceRoutesAnswer404AndChangeNot
   EXPECT_EQ(SnapshotA(), before);
 }
 
-TEST_F(TenantIsolationTest, PutOfAnotherTenantsExternalIdCreatesTheCallersOwnUser) {
+TEST_P(TenantIsolationTest, PutOfAnotherTenantsExternalIdCreatesTheCallersOwnUser) {
   PopulateTenantA();
   const auto before = SnapshotA();
 
@@ -187,7 +195,7 @@ TEST_F(TenantIsolationTest, PutOfAnotherTenantsExternalIdCreatesTheCallersOwnUse
   EXPECT_EQ(ca_->Get("/v1/users/a-2").Json()["name"], kA2Name);
 }
 
-TEST_F(TenantIsolationTest, OtherTenantsGroupsAndMembersAnswer404AndChangeNothing) {
+TEST_P(TenantIsolationTest, OtherTenantsGroupsAndMembersAnswer404AndChangeNothing) {
   PopulateTenantA();
   const auto before = SnapshotA();
 
@@ -205,7 +213,7 @@ TEST_F(TenantIsolationTest, OtherTenantsGroupsAndMembersAnswer404AndChangeNothin
   EXPECT_EQ(SnapshotA(), before);
 }
 
-TEST_F(TenantIsolationTest, SameGroupKeyInAnotherTenantIsASeparateEmptyGroup) {
+TEST_P(TenantIsolationTest, SameGroupKeyInAnotherTenantIsASeparateEmptyGroup) {
   PopulateTenantA();
   const auto before = SnapshotA();
 
@@ -236,7 +244,7 @@ TEST_F(TenantIsolationTest, SameGroupKeyInAnotherTenantIsASeparateEmptyGroup) {
   EXPECT_EQ(SnapshotA(), before);
 }
 
-TEST_F(TenantIsolationTest, ImportOfAnotherTenantsExternalIdsCreatesTheCallersOwnUsers) {
+TEST_P(TenantIsolationTest, ImportOfAnotherTenantsExternalIdsCreatesTheCallersOwnUsers) {
   PopulateTenantA();
   const auto before = SnapshotA();
 
@@ -263,7 +271,7 @@ TEST_F(TenantIsolationTest, ImportOfAnotherTenantsExternalIdsCreatesTheCallersOw
   EXPECT_EQ(SnapshotA(), before);
 }
 
-TEST_F(TenantIsolationTest, AuditShowsOnlyTheCallersOwnRecords) {
+TEST_P(TenantIsolationTest, AuditShowsOnlyTheCallersOwnRecords) {
   PopulateTenantA();
   ExpectHidden(cb_->Get("/v1/users/a-1"), "GET a-1");
   ASSERT_EQ(cb_->Put("/v1/users/b-audit", UserBody("B audit")).status, 201);
@@ -292,7 +300,7 @@ TEST_F(TenantIsolationTest, AuditShowsOnlyTheCallersOwnRecords) {
   }
 }
 
-TEST_F(TenantIsolationTest, AdminRoutesRefuseTenantKeys) {
+TEST_P(TenantIsolationTest, AdminRoutesRefuseTenantKeys) {
   PopulateTenantA();
   const auto before = SnapshotA();
   const std::string t = "/v1/tenants/" + a_.tenant_id;
@@ -327,7 +335,7 @@ TEST_F(TenantIsolationTest, AdminRoutesRefuseTenantKeys) {
   EXPECT_EQ(ca_->Get("/v1/users/a-1").status, 200);
 }
 
-TEST_F(TenantIsolationTest, TenantRoutesRefuseTheAdminToken) {
+TEST_P(TenantIsolationTest, TenantRoutesRefuseTheAdminToken) {
   PopulateTenantA();
   const auto before = SnapshotA();
   struct Call {
@@ -362,6 +370,8 @@ TEST_F(TenantIsolationTest, TenantRoutesRefuseTheAdminToken) {
   }
   EXPECT_EQ(SnapshotA(), before);
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, TenantIsolationTest, ::testing::ValuesIn(Stores()), StoreName);
 
 }  // namespace
 }  // namespace herald::e2e

@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "crypto/crypto.h"
 #include "model/delivery_rules.h"
 #include "store/cursor.h"
 #include "store/postgres/postgres_store_impl.h"
@@ -25,7 +26,17 @@ constexpr char kEventCursor = 'e';
 // Applies state changes in order, as the SQLite store applies them one by one: each is checked
 // against the delivery's status as the changes before it left it (model/delivery_rules.h), and
 // the rows end as the last accepted change left them. Returns, per update, whether it applied.
-Result<std::vector<bool>> ApplyUpdates(Conn& c, const std::vector<DeliveryUpdate>& updates) {
+// The delivery_counts slot a role of this process adds to (see schema.cc): the fan-out, the
+// writer thread and the other writes (cancels, receipts) of a process never share a row, and
+// processes mostly do not either.
+enum class CountRole { kFanout = 0, kWriter = 1, kOther = 2 };
+std::string CountSlot(CountRole role) {
+  static const int base = static_cast<int>(crypto::RandomKey()[0] % 16);
+  return std::to_string(base * 3 + static_cast<int>(role));
+}
+
+Result<std::vector<bool>> ApplyUpdates(Conn& c, const std::vector<DeliveryUpdate>& updates,
+                                       CountRole role) {
   std::vector<bool> applied(updates.size(), false);
   if (updates.empty()) return applied;
   std::vector<int64_t> keys;
@@ -157,12 +168,14 @@ Result<std::vector<bool>> ApplyUpdates(Conn& c, const std::vector<DeliveryUpdate
   Params n;
   n.TextArray(c_ntf).TextArray(c_status).TextArray(c_n).TextArray(c_at);
   Result<Rows> counted = c.Exec(
-      "INSERT INTO delivery_counts (notification_pk, status, n, last_at) "
-      "SELECT k::bigint, s::smallint, d::bigint, t::bigint "
-      "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS x(k, s, d, t) "
-      "ORDER BY 1, 2 ON CONFLICT (notification_pk, status) DO UPDATE SET "
-      "n = delivery_counts.n + excluded.n, "
-      "last_at = GREATEST(delivery_counts.last_at, excluded.last_at)",
+      "INSERT INTO delivery_counts (notification_pk, status, slot, n, last_at) "
+      "SELECT k::bigint, s::smallint, " +
+          CountSlot(role) +
+          ", d::bigint, t::bigint "
+          "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS x(k, s, d, t) "
+          "ORDER BY 1, 2 ON CONFLICT (notification_pk, status, slot) DO UPDATE SET "
+          "n = delivery_counts.n + excluded.n, "
+          "last_at = GREATEST(delivery_counts.last_at, excluded.last_at)",
       n);
   if (!counted.ok()) return counted.take_error();
   if (!off_device.empty()) {
@@ -190,9 +203,11 @@ std::string InsertPageSql(const std::string& source) {
          "ORDER BY user_pk, ord RETURNING pk, channel), "
          "e AS (INSERT INTO delivery_events (tenant_pk, delivery_pk, at, stage, attempt, "
          "provider, reason) SELECT $2, pk, $4, 0, 0, '', '' FROM d ORDER BY pk), "
-         "c AS (INSERT INTO delivery_counts (notification_pk, status, n, last_at) "
-         "SELECT $1, 0, COUNT(*), $4 FROM d HAVING COUNT(*) > 0 "
-         "ON CONFLICT (notification_pk, status) DO UPDATE SET "
+         "c AS (INSERT INTO delivery_counts (notification_pk, status, slot, n, last_at) "
+         "SELECT $1, 0, " +
+         CountSlot(CountRole::kFanout) +
+         ", COUNT(*), $4 FROM d HAVING COUNT(*) > 0 "
+         "ON CONFLICT (notification_pk, status, slot) DO UPDATE SET "
          "n = delivery_counts.n + excluded.n, "
          "last_at = GREATEST(delivery_counts.last_at, excluded.last_at)) "
          "SELECT pk, channel FROM d ORDER BY pk";
@@ -273,8 +288,8 @@ Result<Notification> PostgresStore::GetNotification(std::string_view tenant_id,
                 "n.accepted_at, n.deadline, n.fanout_done::integer::bigint, n.deliveries, "
                 "n.cancelled_at FROM n "
                 "UNION ALL SELECT 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, c.status::bigint, "
-                "c.n, c.last_at, 0, 0, NULL FROM n JOIN delivery_counts c "
-                "ON c.notification_pk = n.pk ORDER BY 1",
+                "SUM(c.n)::bigint, MAX(c.last_at), 0, 0, NULL FROM n JOIN delivery_counts c "
+                "ON c.notification_pk = n.pk GROUP BY c.status ORDER BY 1",
                 q));
     if (rows.empty() || rows.Int(0, 0) != 0) return NotificationNotFound();
     Notification n;
@@ -507,7 +522,7 @@ Result<int64_t> PostgresStore::CancelNotification(std::string_view tenant_id,
         u.reason = "cancelled_by_request";
         updates.push_back(std::move(u));
       }
-      Result<std::vector<bool>> applied = ApplyUpdates(c, updates);
+      Result<std::vector<bool>> applied = ApplyUpdates(c, updates, CountRole::kOther);
       if (!applied.ok()) return applied.take_error();
       cancelled = static_cast<int64_t>(std::count(applied->begin(), applied->end(), true));
       return Status::Ok();
@@ -650,7 +665,7 @@ void PostgresStore::RecordDeliveryUpdates(std::vector<DeliveryUpdate> updates,
   if (durable) done = [durable = std::move(durable)](const Status&) { durable(); };
   writer_->Post(
       [updates = std::move(updates)](Conn& c) -> Status {
-        Result<std::vector<bool>> applied = ApplyUpdates(c, updates);
+        Result<std::vector<bool>> applied = ApplyUpdates(c, updates, CountRole::kWriter);
         return applied.ok() ? Status::Ok() : Status(applied.take_error());
       },
       std::move(done));
@@ -787,7 +802,7 @@ Result<ReceiptOutcome> PostgresStore::RecordReceipt(std::string_view tenant_id,
       u.at = Now();
       u.provider = std::string(provider);
       u.reason = std::string(reason);
-      Result<std::vector<bool>> applied = ApplyUpdates(c, {u});
+      Result<std::vector<bool>> applied = ApplyUpdates(c, {u}, CountRole::kOther);
       return applied.ok() ? Status::Ok() : Status(applied.take_error());
     });
     if (!written.ok()) return written.take_error();

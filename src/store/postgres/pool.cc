@@ -24,6 +24,10 @@ Result<Pool::Lease> Pool::Acquire() {
       ++open_;
       lock.unlock();
       Result<std::unique_ptr<Conn>> c = Conn::Open(uri_);
+      if (c.ok() && !init_.empty()) {
+        Status s = (*c)->Script(init_);
+        if (!s.ok()) c = s.take_error();
+      }
       if (!c.ok()) {
         lock.lock();
         --open_;
@@ -79,7 +83,10 @@ Status InTransaction(Pool& pool, const std::function<Status(Conn&)>& body) {
 // ---- Writer ----
 
 Writer::Writer(std::string uri, size_t max_batch, std::function<void(size_t)> on_batch)
-    : pool_(std::move(uri), 1),
+    // The writer's statements each touch a few rows found by key, from arrays of any length: a
+    // plan cached for an unknown array (a hash join over a whole table) cost a broadcast 25x, so
+    // the writer has each statement planned for its own arrays.
+    : pool_(std::move(uri), 1, "SET plan_cache_mode = force_custom_plan"),
       max_batch_(max_batch == 0 ? 1 : max_batch),
       on_batch_(std::move(on_batch)),
       thread_([this] { Run(); }) {}

@@ -21,7 +21,9 @@ namespace herald::pg {
 
 class Pool {
  public:
-  Pool(std::string uri, int size) : uri_(std::move(uri)), size_(size < 1 ? 1 : size) {}
+  // `init` (may be empty) is run on every new connection, e.g. session settings.
+  Pool(std::string uri, int size, std::string init = {})
+      : uri_(std::move(uri)), size_(size < 1 ? 1 : size), init_(std::move(init)) {}
 
   // A connection for one caller; back to the pool when the lease ends, unless it broke or was
   // left inside a transaction.
@@ -51,6 +53,7 @@ class Pool {
 
   const std::string uri_;
   const int size_;
+  const std::string init_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::unique_ptr<Conn>> idle_;

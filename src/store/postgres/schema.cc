@@ -7,8 +7,12 @@ namespace herald::pg {
 namespace {
 
 // The same tables as the SQLite store's (see store/sqlite/schema.cc for what each holds), with
-// PostgreSQL's types, and the big tables hash-partitioned by tenant: their primary keys lead
-// with tenant_pk (a partitioned table's unique keys must hold the partition key). The big tables
+// PostgreSQL's types, and the big tables hash-partitioned by tenant: their unique keys hold
+// tenant_pk (a partitioned table's must hold the partition key). Row keys come first in the
+// primary keys of users, deliveries and events: a look-up by row key then matches a unique index
+// whole, which the planner prefers even before the table has statistics (with the tenant first
+// it once chose the tenant's external-id index and read all of a tenant's deliveries per
+// look-up). The big tables
 // have no foreign keys: PostgreSQL checks one with a trigger per inserted row and cascades a
 // delete row by row, which made an import and an erasure several times slower; the store
 // deletes a user's devices and memberships itself, in the statement that deletes the user
@@ -66,7 +70,7 @@ CREATE TABLE users (
   version bigint NOT NULL,
   created_at bigint NOT NULL,
   updated_at bigint NOT NULL,
-  PRIMARY KEY (tenant_pk, pk),
+  PRIMARY KEY (pk, tenant_pk),
   UNIQUE (tenant_pk, external_id)
 ) PARTITION BY HASH (tenant_pk);
 CREATE INDEX users_consent_until ON users (consent_until);
@@ -154,9 +158,8 @@ CREATE TABLE deliveries (
   reason text NOT NULL DEFAULT '',
   deadline bigint NOT NULL,
   updated_at bigint NOT NULL,
-  PRIMARY KEY (tenant_pk, pk)
+  PRIMARY KEY (pk, tenant_pk)
 ) PARTITION BY HASH (tenant_pk);
-CREATE INDEX deliveries_key ON deliveries (pk);
 CREATE INDEX deliveries_notification ON deliveries (notification_pk, pk);
 CREATE INDEX deliveries_user ON deliveries (tenant_pk, external_id);
 CREATE INDEX deliveries_receipt ON deliveries (tenant_pk, provider, provider_message_id)
@@ -174,16 +177,20 @@ CREATE TABLE delivery_events (
   attempt integer NOT NULL,
   provider text NOT NULL,
   reason text NOT NULL,
-  PRIMARY KEY (tenant_pk, delivery_pk, seq)
+  PRIMARY KEY (delivery_pk, seq, tenant_pk)
 ) PARTITION BY HASH (tenant_pk);
 CREATE INDEX delivery_events_tenant_seq ON delivery_events (tenant_pk, seq);
 
+-- Counts per (notification, status), split by writer slot: the fan-out, the writer and the
+-- other writes of each process add to rows of their own, so that they never wait on one
+-- another's row locks; readers sum the slots.
 CREATE TABLE delivery_counts (
   notification_pk bigint NOT NULL,
   status smallint NOT NULL,
+  slot smallint NOT NULL,
   n bigint NOT NULL,
   last_at bigint NOT NULL,
-  PRIMARY KEY (notification_pk, status)
+  PRIMARY KEY (notification_pk, status, slot)
 );
 )sql",
 };
