@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -27,6 +28,7 @@
 #include <memory>
 #include <set>
 #include <sstream>
+#include <string_view>
 #include <thread>
 #include <utility>
 
@@ -46,8 +48,9 @@ constexpr milliseconds kPoll{200};
 constexpr milliseconds kQueryTimeout{10'000};
 constexpr milliseconds kExecTimeout{30'000};
 
-// Failure detection for tests; pg_auto_failover's defaults (20 s health check period, 30 s
-// primary demote timeout, ...) make a failover take ~30-60 s.
+// Failure detection for tests (all reloadable). pg_auto_failover's defaults (health checks every
+// 5 s, a node unhealthy after 20 s, 30 s primary demote timeout) make a failover take ~30-60 s;
+// with these it takes ~6-12 s, of which ~2 s are the demote timeout.
 constexpr std::pair<const char*, int> kMonitorSettings[] = {
     {"pgautofailover.health_check_period", 1000},
     {"pgautofailover.health_check_timeout", 1000},
@@ -858,8 +861,8 @@ bool PgHaCluster::WaitFor(const std::string& what, Clock::time_point deadline, R
       break;
     }
     if (Clock::now() >= deadline) {
-      message =
-          "timed out after " + std::to_string(Ms(Clock::now() - start)) + " ms waiting for " + what;
+      message = "timed out waiting for " + what + " (waited ";
+      message += std::to_string(Ms(Clock::now() - start)) + " ms)";
       break;
     }
     std::this_thread::sleep_for(kPoll);

@@ -5,22 +5,27 @@
 //
 // Each server runs under its own `pg_autoctl ... --run` supervisor, started in its own session
 // (process group); the supervisor restarts its postgres when only postgres dies, so KillNode()
-// kills the whole process group, which is what losing a machine looks like to the monitor.
-// Failure detection is tuned for tests (health checks every second, a node unhealthy after 2 s,
-// a failover ~3 s after the primary stops reporting) and the formation is strict about
-// durability (number_sync_standbys = 1): a commit returns once a standby has it, so what
-// committed before a KillNode() is on the new primary.
+// kills the whole node, which is what losing a machine looks like to the monitor. Failure
+// detection is tuned for tests (health checks every second, a node unhealthy after 2 s, 3 s
+// primary demote timeout): the new primary takes writes ~6-12 s after a KillNode() of the old
+// one. The formation is strict about durability (number_sync_standbys = 1, synchronous_commit
+// on): a commit returns once a standby has flushed it, and only such a standby is promoted, so
+// what committed before a KillNode() is on the new primary. Except right after a failover: the
+// promoted node runs alone (wait_primary, synchronous replication off) until the remaining
+// standby follows it, ~0.5-2 s; WaitForSync() waits for the end of that window.
 //
 // Owns the processes it started and the temporary directory; the destructor stops the ones and
-// removes the other. Only the process groups it started, and processes working in its own
-// temporary directory, are ever signalled. The temporary directory holds monitor.log and
+// removes the other. Only the process groups it started, and processes of its user working in
+// its own temporary directory, are ever signalled. The temporary directory holds monitor.log and
 // nodeN.log (the pg_autoctl logs; PostgreSQL's own logs are in each data directory's log/), and
 // is kept when HERALD_PGHA_KEEP=1 is set (the processes are stopped either way).
 //
 // Thread-safety: one thread at a time (the calls write last_error()). Start the formation from
 // the main thread: the supervisors are killed when the thread that started them ends
-// (PR_SET_PDEATHSIG follows the parent *thread*). A test binary that dies leaves no supervisor
-// behind, though a postgres whose supervisor was SIGKILLed this way may live on.
+// (PR_SET_PDEATHSIG follows the parent *thread*). Their services and postgres would live on: a
+// guardian process (a small shell loop, in a session of its own) notices when the test process
+// dies without running the destructor, kills whatever works in the temporary directory and
+// removes it.
 #pragma once
 
 #include <sys/types.h>
@@ -39,8 +44,8 @@ class PgHaCluster {
   static constexpr int kNodes = 3;
 
   PgHaCluster();
-  // Stops everything it started (SIGTERM to each process group, SIGKILL after 10 s) and removes
-  // the temporary directory.
+  // Stops everything it started (SIGTERM to each supervisor, which stops its postgres; SIGKILL to
+  // whatever is left after 10 s) and removes the temporary directory. Takes ~1 s.
   ~PgHaCluster();
   PgHaCluster(const PgHaCluster&) = delete;
   PgHaCluster& operator=(const PgHaCluster&) = delete;
@@ -68,8 +73,9 @@ class PgHaCluster {
   // reports it as primary until it notices the loss.
   int Primary();
 
-  // Fault injection: SIGKILL to the node's whole process group (pg_autoctl and its postgres);
-  // returns once its postmaster and backends are gone. false when it did not run.
+  // Fault injection: SIGKILL to the node's whole process group (pg_autoctl, its services and its
+  // postgres) and to whatever else of the node works in its data directory; returns once all of
+  // it is dead. false when the node did not run.
   bool KillNode(int index);
 
   // Waits until some node other than `old_primary` is primary (see Primary()) and accepts
