@@ -171,6 +171,29 @@ std::map<std::string, int64_t> PgEventsByStage(const std::string& uri) {
   return out;
 }
 
+// Where the server's time went: the statements with the most execution time
+// (pg_stat_statements, preloaded by Run()).
+void PrintPgTopStatements(const std::string& uri) {
+  PGconn* conn = PQconnectdb(uri.c_str());
+  if (PQstatus(conn) == CONNECTION_OK) {
+    PQclear(PQexec(conn, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"));
+    PGresult* r =
+        PQexec(conn,
+               "SELECT calls, round(total_exec_time)::bigint, round(total_plan_time)::bigint, "
+               "round(mean_exec_time::numeric, 2), rows, "
+               "left(regexp_replace(query, '\\s+', ' ', 'g'), 90) "
+               "FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT 8");
+    std::printf("server time by statement (pg_stat_statements): executing, planning\n");
+    for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); ++i) {
+      std::printf("  %7s + %6s ms %6s calls %6s ms/call %7s rows  %s\n", PQgetvalue(r, i, 1),
+                  PQgetvalue(r, i, 2), PQgetvalue(r, i, 0), PQgetvalue(r, i, 3),
+                  PQgetvalue(r, i, 4), PQgetvalue(r, i, 5));
+    }
+    PQclear(r);
+  }
+  PQfinish(conn);
+}
+
 // One broadcast on one store ("sqlite" or "postgres"); its deliveries/s (0 when it failed).
 double Run(const std::string& kind, int users, int h2load_requests, bool null_provider,
            int sim_port, const std::string& sim_url) {
@@ -187,6 +210,8 @@ double Run(const std::string& kind, int users, int h2load_requests, bool null_pr
   if (kind == "postgres") {
     pgtest::PgTestServerOptions po;
     po.durable = true;  // fsync on, as a production server
+    po.settings = {"shared_preload_libraries=pg_stat_statements",
+                   "pg_stat_statements.track_planning=on"};
     pg = std::make_unique<pgtest::PgTestServer>(po);
     if (!pg->Start()) {
       std::printf("cannot start PostgreSQL: %s\n", pg->last_error().c_str());
@@ -364,6 +389,7 @@ double Run(const std::string& kind, int users, int h2load_requests, bool null_pr
                            stored("sent") == expected;
   std::printf(" (%s)\n",
               every_event ? "every delivery queued, dispatched and sent" : "EVENTS MISSING");
+  if (kind == "postgres") PrintPgTopStatements(pg_uri);
   std::filesystem::remove_all(dir);
   return sent == expected && every_event ? rate : 0;
 }

@@ -83,10 +83,14 @@ Status InTransaction(Pool& pool, const std::function<Status(Conn&)>& body) {
 // ---- Writer ----
 
 Writer::Writer(std::string uri, size_t max_batch, std::function<void(size_t)> on_batch)
-    // The writer's statements each touch a few rows found by key, from arrays of any length: a
-    // plan cached for an unknown array (a hash join over a whole table) cost a broadcast 25x, so
-    // the writer has each statement planned for its own arrays.
-    : pool_(std::move(uri), 1, "SET plan_cache_mode = force_custom_plan"),
+    // The writer's statements each touch rows found by key, from arrays of any length. Planned
+    // for the statistics of the moment (an empty table, say), a hash join or a scan over a
+    // whole partitioned table can look cheapest, and costs a broadcast 25x once the table is
+    // big; planning each statement for its own arrays costs 1-2 ms a statement over the
+    // partitions. So the writer's session allows only index look-ups and nested loops, and
+    // plans each statement once.
+    : pool_(std::move(uri), 1,
+            std::string(kSessionSettings) + "; SET plan_cache_mode = force_custom_plan"),
       max_batch_(max_batch == 0 ? 1 : max_batch),
       on_batch_(std::move(on_batch)),
       thread_([this] { Run(); }) {}

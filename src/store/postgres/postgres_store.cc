@@ -30,12 +30,15 @@ Result<std::unique_ptr<Store>> OpenPostgresStore(PostgresStoreOptions options) {
     if (s.ok()) s = CheckMasterKey(**conn, options.master_key);
     if (!s.ok()) return s.take_error();
     conn->reset();
-    auto pool = std::make_unique<Pool>(options.uri, std::max(1, options.connections));
-    auto writer =
-        std::make_unique<Writer>(options.uri, static_cast<size_t>(std::max(1, options.max_batch)),
-                                 std::move(options.on_batch));
+    auto pool = std::make_unique<Pool>(options.uri, std::max(1, options.connections),
+                                       std::string(kSessionSettings));
+    std::vector<std::unique_ptr<Writer>> writers;
+    for (int i = 0; i < std::clamp(options.writers, 1, 6); ++i) {
+      writers.push_back(std::make_unique<Writer>(
+          options.uri, static_cast<size_t>(std::max(1, options.max_batch)), options.on_batch));
+    }
     return std::unique_ptr<Store>(new PostgresStore(
-        options.master_key, std::move(pool), std::move(writer),
+        options.master_key, std::move(pool), std::move(writers),
         options.clock ? std::move(options.clock) : std::function<UnixMillis()>(NowMillis)));
   });
 }
@@ -88,7 +91,8 @@ Error NotificationNotFound() {
 }
 
 PostgresStore::PostgresStore(const crypto::Key& master, std::unique_ptr<Pool> pool,
-                             std::unique_ptr<Writer> writer, std::function<UnixMillis()> clock)
+                             std::vector<std::unique_ptr<Writer>> writers,
+                             std::function<UnixMillis()> clock)
     : pool_(std::move(pool)),
       tenants_(master,
                [this](std::string_view id) -> Result<WrappedTenantKey> {
@@ -98,10 +102,14 @@ PostgresStore::PostgresStore(const crypto::Key& master, std::unique_ptr<Pool> po
                  if (rows.empty()) return TenantNotFound();
                  return WrappedTenantKey{rows.Int(0, 0), rows.Blob(0, 1)};
                }),
-      writer_(std::move(writer)),
-      clock_(std::move(clock)) {}
+      clock_(std::move(clock)) {
+  for (auto& writer : writers) {
+    lanes_.push_back(std::make_unique<UpdateLane>());
+    lanes_.back()->writer = std::move(writer);
+  }
+}
 
-PostgresStore::~PostgresStore() { writer_.reset(); }
+PostgresStore::~PostgresStore() { lanes_.clear(); }
 
 Result<Rows> PostgresStore::Read(std::string_view sql, const Params& params) {
   for (int attempt = 0;; ++attempt) {
@@ -329,7 +337,7 @@ Result<ProviderSettings> PostgresStore::GetProviderSettings(std::string_view ten
 void PostgresStore::AppendAudit(AuditRecord record) {
   try {
     if (record.at == 0) record.at = Now();
-    writer_->Post([r = std::move(record)](Conn& c) -> Status {
+    lanes_.front()->writer->Post([r = std::move(record)](Conn& c) -> Status {
       Params p;
       p.Text(r.tenant_id).Int(r.at).Text(r.actor).Text(r.method).Text(r.route).Int(r.status);
       p.Text(r.request_id).Int(r.latency_us);
@@ -372,7 +380,14 @@ Result<Page<AuditRecord>> PostgresStore::ListAudit(std::string_view tenant_id,
 }
 
 Status PostgresStore::Flush() {
-  return NoThrow([&]() -> Status { return writer_->Flush(); });
+  return NoThrow([&]() -> Status {
+    Status first = Status::Ok();
+    for (auto& lane : lanes_) {
+      Status s = lane->writer->Flush();
+      if (!s.ok() && first.ok()) first = std::move(s);
+    }
+    return first;
+  });
 }
 
 // ---- consent expiry ----

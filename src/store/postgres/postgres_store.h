@@ -4,10 +4,11 @@
 // Shape: a pool of libpq connections; each call is one short transaction on a leased
 // connection (retried when the server reports a serialization failure or a deadlock, or the
 // connection broke before COMMIT was sent); delivery updates and audit records are queued and
-// written in batches by one writer thread, as on SQLite. The big tables (users, devices,
-// memberships, deliveries, delivery events) are hash-partitioned by tenant, and every query of
-// them names the tenant, so that spreading tenants over several databases later changes no
-// query. PII is sealed on the calling thread with the tenant's data key (store/sealed_user.h).
+// written in batches by writer threads (the updates of one delivery always by the same one).
+// The big tables (users, devices, memberships, deliveries, delivery events) are hash-partitioned
+// by tenant, and every query of them names the tenant, so that spreading tenants over several
+// databases later changes no query. PII is sealed on the calling thread with the tenant's data key
+// (store/sealed_user.h).
 //
 // Thread-safety: as Store (any thread, any method).
 #pragma once
@@ -25,8 +26,11 @@ namespace herald {
 struct PostgresStoreOptions {
   std::string uri;           // libpq URI or key=value string (multi-host allowed)
   crypto::Key master_key{};  // wraps each tenant's data key
-  int connections = 8;       // pooled connections at most (the writer has one more)
-  int max_batch = 1024;      // queued writes per writer transaction at most
+  int connections = 8;       // pooled connections at most (each writer has one more)
+  // Writer threads (1-6), each with a connection: delivery updates are spread over them by
+  // delivery, so that a broadcast's outcomes are written by more than one server process.
+  int writers = 2;
+  int max_batch = 1024;  // queued writes per writer transaction at most
   // As SqliteStoreOptions::on_batch: after each committed writer batch, on the writer thread.
   std::function<void(size_t)> on_batch;
   // The store's clock (tests move it). Empty = NowMillis.

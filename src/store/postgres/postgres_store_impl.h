@@ -27,8 +27,10 @@ namespace herald::pg {
 
 class PostgresStore final : public Store {
  public:
+  // writers: one or more (up to 6), each with its own connection; the first also writes the
+  // audit.
   PostgresStore(const crypto::Key& master, std::unique_ptr<Pool> pool,
-                std::unique_ptr<Writer> writer, std::function<UnixMillis()> clock);
+                std::vector<std::unique_ptr<Writer>> writers, std::function<UnixMillis()> clock);
   ~PostgresStore() override;
 
   Result<Tenant> CreateTenant(Tenant tenant) override;
@@ -120,9 +122,18 @@ class PostgresStore final : public Store {
   Result<std::shared_ptr<const NotificationText>> Text(Conn& c, int64_t notification_pk,
                                                        const TenantRef& tenant);
 
+  // A writer with the delivery updates that wait for it (see RecordDeliveryUpdates).
+  struct UpdateBatch;
+  struct UpdateLane {
+    std::mutex mu;
+    std::shared_ptr<UpdateBatch> open;  // posted to the writer, not yet begun
+    std::unique_ptr<Writer> writer;     // last: destroyed first, it drains work that uses mu
+  };
+
   std::unique_ptr<Pool> pool_;
   TenantKeys tenants_;
-  std::unique_ptr<Writer> writer_;  // destroyed first: drains queued writes
+  std::vector<std::unique_ptr<UpdateLane>>
+      lanes_;  // the writers: stopped first, drain their queues
   std::function<void(UnixMillis)> consent_listener_;
   const std::function<UnixMillis()> clock_;
   std::mutex texts_mu_;
