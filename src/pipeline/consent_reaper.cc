@@ -1,5 +1,6 @@
 #include "pipeline/consent_reaper.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "observe/log.h"
@@ -10,6 +11,9 @@ namespace {
 constexpr int kEraseBatch = 2000;
 constexpr UnixMillis kIdleWakeMillis = 60'000;  // re-check now and then even when idle
 constexpr UnixMillis kErrorBackoffMillis = 200;
+// How often the store is asked to destroy the keys of erased users' leftover bytes
+// (Store::ShredExpiredKeys; PostgreSQL's keys are per minute).
+constexpr UnixMillis kShredPeriodMillis = 10'000;
 
 std::chrono::system_clock::time_point ToTimePoint(UnixMillis t) {
   return std::chrono::system_clock::time_point(std::chrono::milliseconds(t));
@@ -54,6 +58,7 @@ void ConsentReaper::Nudge(UnixMillis at) {
 }
 
 void ConsentReaper::Run() {
+  UnixMillis next_shred = 0;
   std::unique_lock lock(mu_);
   while (!stop_) {
     wake_at_ = INT64_MAX;  // working: any nudge from now on lowers it
@@ -84,6 +89,15 @@ void ConsentReaper::Run() {
         next_wake = earliest;
       }
     }
+    if (NowMillis() >= next_shred) {
+      auto shredded = store_->ShredExpiredKeys(NowMillis());
+      if (!shredded.ok()) {
+        observe::Warn("consent reaper failed to destroy erased users' keys",
+                      {{"code", shredded.error().code}});
+      }
+      next_shred = NowMillis() + (shredded.ok() ? kShredPeriodMillis : kErrorBackoffMillis * 10);
+    }
+    next_wake = std::min(next_wake, next_shred);
     lock.lock();
     if (stop_) break;
     if (wake_at_ < next_wake) next_wake = wake_at_;  // nudged while the store was read

@@ -30,19 +30,20 @@ std::string DeviceIds::Next() {
   return id;
 }
 
-SealedDevice SealDevice(const Device& device, const crypto::PiiCipher& cipher, std::string id) {
+SealedDevice SealDevice(const Device& device, const crypto::PiiCipher& seal,
+                        const crypto::PiiCipher& index, std::string id) {
   std::string context = AddressContext(device.channel);
   SealedDevice d;
   d.id = std::move(id);
   d.channel = device.channel;
-  d.address_sealed = cipher.Seal(device.address, context);
-  d.address_bidx = cipher.BlindIndex(device.address, context);
+  d.address_sealed = seal.Seal(device.address, context);
+  d.address_bidx = index.BlindIndex(device.address, context);
   d.disabled = device.disabled;
   return d;
 }
 
-Result<SealedUser> SealUser(const User& user, const crypto::PiiCipher& cipher, UnixMillis now,
-                            DeviceIds& ids) {
+Result<SealedUser> SealUser(const User& user, const crypto::PiiCipher& seal,
+                            const crypto::PiiCipher& index, UnixMillis now, DeviceIds& ids) {
   if (user.devices.size() > kMaxDevices) {
     return Invalid("too_many_devices",
                    "A user has at most 16 devices; this one lists " +
@@ -61,13 +62,13 @@ Result<SealedUser> SealUser(const User& user, const crypto::PiiCipher& cipher, U
   }
   SealedUser s;
   s.external_id = user.external_id;
-  s.name_sealed = cipher.Seal(user.name, kNameContext);
+  s.name_sealed = seal.Seal(user.name, kNameContext);
   s.opt_in = user.opt_in;
   s.consent_from = user.consent_from;
   s.consent_until = user.consent_until;
   s.devices.reserve(user.devices.size());
   for (size_t i = 0; i < user.devices.size(); ++i) {
-    SealedDevice d = SealDevice(user.devices[i], cipher, ids.Next());
+    SealedDevice d = SealDevice(user.devices[i], seal, index, ids.Next());
     for (const SealedDevice& prev : s.devices) {
       if (prev.channel == d.channel && prev.address_bidx == d.address_bidx) {
         return Invalid("duplicate_device", "The user lists this device twice.",

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/result.h"
@@ -52,14 +53,28 @@ class DeviceIds {
   size_t used_ = 0;
 };
 
-SealedDevice SealDevice(const Device& device, const crypto::PiiCipher& cipher, std::string id);
+// `seal` encrypts the address and `index` keys its blind index: on SQLite both are the tenant's
+// cipher; on PostgreSQL `seal` is the cipher of the user's erasure bucket
+// (crypto/erasure_keys.h) and `index` the tenant's, so that an index stays comparable when the
+// user's consent window moves.
+SealedDevice SealDevice(const Device& device, const crypto::PiiCipher& seal,
+                        const crypto::PiiCipher& index, std::string id);
+inline SealedDevice SealDevice(const Device& device, const crypto::PiiCipher& cipher,
+                               std::string id) {
+  return SealDevice(device, cipher, cipher, std::move(id));
+}
 
 // Seals `user` and checks the rules the store owns: at most 16 devices ("too_many_devices"), no
 // channel+address twice ("duplicate_device"), consent_from < consent_until
 // ("invalid_consent_window") and consent_until in the future ("consent_expired"): a user whose
 // consent already ended must not be written at all. All kInvalid.
-Result<SealedUser> SealUser(const User& user, const crypto::PiiCipher& cipher, UnixMillis now,
-                            DeviceIds& ids);
+// `seal` and `index` as for SealDevice.
+Result<SealedUser> SealUser(const User& user, const crypto::PiiCipher& seal,
+                            const crypto::PiiCipher& index, UnixMillis now, DeviceIds& ids);
+inline Result<SealedUser> SealUser(const User& user, const crypto::PiiCipher& cipher,
+                                   UnixMillis now, DeviceIds& ids) {
+  return SealUser(user, cipher, cipher, now, ids);
+}
 
 // The encryption context of a user name.
 inline constexpr std::string_view kNameContext = "name";

@@ -182,6 +182,12 @@ class Store {
   virtual Result<std::optional<UnixMillis>> NextConsentExpiry() = 0;
   // Erases up to `limit` users whose consent_until <= now; returns how many were erased.
   virtual Result<int64_t> EraseExpiredUsers(UnixMillis now, int limit) = 0;
+  // Destroys what would still open the leftover bytes of erased users: on PostgreSQL, which
+  // keeps deleted row versions until vacuum, the erasure keys of the consent minutes that ended
+  // (crypto/erasure_keys.h). The consent reaper calls it after each round; returns how many
+  // tenants' keys changed. A backend that overwrites deleted rows in place (SQLite with
+  // secure_delete) has nothing to do.
+  virtual Result<int64_t> ShredExpiredKeys(UnixMillis /*now*/) { return int64_t{0}; }
   // Called (from any thread) after a write that may have moved the earliest consent expiry
   // earlier, with the new candidate. Set once, before concurrent use.
   virtual void SetConsentExpiryListener(std::function<void(UnixMillis)> listener) = 0;

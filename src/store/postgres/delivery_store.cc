@@ -18,6 +18,7 @@
 #include "store/cursor.h"
 #include "store/postgres/postgres_store_impl.h"
 #include "store/row_text.h"
+#include "store/sealed_user.h"
 
 namespace herald::pg {
 namespace {
@@ -654,8 +655,8 @@ Result<std::vector<DispatchTarget>> PostgresStore::LoadDispatchTargets(
       if (!tenant.ok()) return tenant.take_error();
       if (t.suppress_reason.empty()) {
         Result<std::string> address =
-            tenant->cipher->Open(rows.Blob(r, 12), "addr:" + std::string(ToString(t.channel)));
-        if (!address.ok()) return DecryptFailed();
+            OpenUserPii(*tenant, rows.Int(r, 9), rows.Blob(r, 12), AddressContext(t.channel));
+        if (!address.ok()) return address.take_error();
         t.address = std::move(*address);
       }
       Result<std::shared_ptr<const NotificationText>> text = Text(**conn, rows.Int(r, 5), *tenant);

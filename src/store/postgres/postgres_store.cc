@@ -130,6 +130,7 @@ Result<Tenant> PostgresStore::CreateTenant(Tenant tenant) {
     tenant.created_at = tenant.updated_at = Now();
     crypto::Key data_key = crypto::RandomKey();
     crypto::Bytes wrapped = crypto::WrapDataKey(tenants_.master(), data_key, tenant.id);
+    auto cipher = std::make_shared<const crypto::PiiCipher>(data_key);
     int64_t pk = 0;
     Status s = Txn([&](Conn& c) -> Status {
       Params p;
@@ -150,10 +151,17 @@ Result<Tenant> PostgresStore::CreateTenant(Tenant tenant) {
         return MakeError(ErrorKind::kConflict, "duplicate_tenant", "A tenant with this id exists.");
       }
       pk = r->Int(0, 0);
-      return Status::Ok();
+      Params e;
+      e.Int(pk).Int(static_cast<int64_t>(ErasureBucket(tenant.created_at)));
+      e.Blob(SealNewErasureKeys(*cipher, tenant.created_at)).Int(tenant.created_at);
+      Result<Rows> keys = c.Exec(
+          "INSERT INTO erasure_keys (tenant_pk, first_bucket, sealed, updated_at) "
+          "VALUES ($1, $2, $3, $4)",
+          e);
+      return keys.ok() ? Status::Ok() : Status(keys.take_error());
     });
     if (!s.ok()) return s.take_error();
-    tenants_.Put(tenant.id, TenantRef{pk, std::make_shared<const crypto::PiiCipher>(data_key)});
+    tenants_.Put(tenant.id, TenantRef{pk, cipher});
     return tenant;
   });
 }

@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "crypto/erasure_keys.h"
 #include "store/no_throw.h"
 #include "store/postgres/pg.h"
 #include "store/postgres/pool.h"
@@ -75,6 +76,7 @@ class PostgresStore final : public Store {
 
   Result<std::optional<UnixMillis>> NextConsentExpiry() override;
   Result<int64_t> EraseExpiredUsers(UnixMillis now, int limit) override;
+  Result<int64_t> ShredExpiredKeys(UnixMillis now) override;
   void SetConsentExpiryListener(std::function<void(UnixMillis)> listener) override;
 
   Result<CreatedNotification> CreateNotification(Notification notification) override;
@@ -114,6 +116,20 @@ class PostgresStore final : public Store {
   // Runs a read-only statement on a pooled connection (no transaction).
   Result<Rows> Read(std::string_view sql, const Params& params);
 
+  // Users' PII is sealed with the key of the minute their consent ends (erasure_store.cc,
+  // crypto/erasure_keys.h); blind indexes stay under the tenant's cipher.
+  Result<std::shared_ptr<const crypto::PiiCipher>> UserCipher(const TenantRef& tenant,
+                                                              UnixMillis consent_until);
+  // Opens a user's sealed name or address: with the cipher of its consent minute, or with the
+  // tenant's (what was written before schema version 2). DecryptFailed() when neither opens it.
+  Result<std::string> OpenUserPii(const TenantRef& tenant, UnixMillis consent_until,
+                                  const crypto::Bytes& sealed, std::string_view context);
+  Result<crypto::ErasureKeys> LoadErasureKeys(const TenantRef& tenant);
+  // UserCipher(), or the tenant's cipher when the user's consent minute is gone (the consent
+  // has ended, and SealUser refuses the user).
+  Result<std::shared_ptr<const crypto::PiiCipher>> SealingCipher(const TenantRef& tenant,
+                                                                 UnixMillis consent_until);
+
   // A notification's text, opened once for all of its deliveries (see the SQLite store).
   struct NotificationText {
     std::string id, title, body;
@@ -136,11 +152,27 @@ class PostgresStore final : public Store {
       lanes_;  // the writers: stopped first, drain their queues
   std::function<void(UnixMillis)> consent_listener_;
   const std::function<UnixMillis()> clock_;
+  struct ErasureEntry {
+    crypto::ErasureKeys keys;
+    UnixMillis loaded = 0;  // read again a minute later: keys destroyed since are dropped
+    std::unordered_map<uint64_t, std::shared_ptr<const crypto::PiiCipher>> ciphers;
+  };
+  std::mutex erasure_mu_;
+  std::unordered_map<int64_t, ErasureEntry> erasure_;  // by tenant row key
   std::mutex texts_mu_;
   std::unordered_map<int64_t, std::shared_ptr<const NotificationText>> texts_;
 };
 
 // Shared by the method files.
+// The width of an erasure bucket: a user's PII becomes unreadable at most this long after the
+// consent ends (plus the reaper's period), even in the row versions PostgreSQL still keeps.
+inline constexpr UnixMillis kErasureBucketMillis = 60'000;
+inline uint64_t ErasureBucket(UnixMillis at) {
+  return at <= 0 ? 0 : static_cast<uint64_t>(at / kErasureBucketMillis);
+}
+inline constexpr std::string_view kErasureKeysContext = "erasure-keys";
+// A new tenant's erasure keys (from the minute `now` is in), sealed for its erasure_keys row.
+crypto::Bytes SealNewErasureKeys(const crypto::PiiCipher& tenant_cipher, UnixMillis now);
 Error UserNotFound();
 Error GroupNotFound();
 Error NotificationNotFound();

@@ -193,6 +193,20 @@ CREATE TABLE delivery_counts (
   PRIMARY KEY (notification_pk, status, slot)
 );
 )sql",
+    // ---- version 2 ----
+    // Erasure keys (crypto/erasure_keys.h): per tenant, the tree of keys that seal users' PII by
+    // the minute their consent ends, sealed with the tenant's data key. Rewritten (VACUUM FULL)
+    // each time keys are destroyed, so no old version of a row outlives it in the table's file;
+    // PLAIN storage keeps the row in the table itself (never compressed, never in TOAST).
+    R"sql(
+CREATE TABLE erasure_keys (
+  tenant_pk bigint PRIMARY KEY REFERENCES tenants (pk),
+  first_bucket bigint NOT NULL,
+  sealed bytea NOT NULL,
+  updated_at bigint NOT NULL
+);
+ALTER TABLE erasure_keys ALTER COLUMN sealed SET STORAGE PLAIN;
+)sql",
 };
 
 constexpr int kVersions = static_cast<int>(std::size(kMigrations));

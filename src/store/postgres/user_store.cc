@@ -102,6 +102,24 @@ Status ReplaceDevices(Conn& c, int64_t tenant_pk, int64_t user_pk, const SealedU
     }
     if (!kept) gone.push_back(old.Text(r, 0));
   }
+  if (!stored.empty()) {
+    // Kept devices take the address as sealed now: for the user's consent minute, which this
+    // write may have moved (crypto/erasure_keys.h).
+    std::vector<std::string> ids;
+    std::vector<std::string> sealed;
+    for (const StoredDevice& k : stored) {
+      ids.push_back(k.id);
+      sealed.push_back(Hex(user.devices[k.input_index].address_sealed));
+    }
+    Params k;
+    k.Int(tenant_pk).Int(user_pk).TextArray(ids).TextArray(sealed);
+    Result<Rows> r = c.Exec(
+        "UPDATE devices v SET address_sealed = decode(x.s, 'hex') "
+        "FROM unnest($3::text[], $4::text[]) AS x(i, s) "
+        "WHERE v.tenant_pk = $1 AND v.user_pk = $2 AND v.id = x.i",
+        k);
+    if (!r.ok()) return r.take_error();
+  }
   if (!gone.empty()) {
     Params d;
     d.Int(tenant_pk).Int(user_pk).TextArray(gone);
@@ -410,7 +428,10 @@ Result<PutUserOutcome> PostgresStore::PutUser(const User& user,
     if (!tenant.ok()) return tenant.take_error();
     const UnixMillis now = Now();
     DeviceIds ids(user.devices.size());
-    Result<SealedUser> sealed = SealUser(user, *tenant->cipher, now, ids);
+    Result<std::shared_ptr<const crypto::PiiCipher>> seal =
+        SealingCipher(*tenant, user.consent_until);
+    if (!seal.ok()) return seal.take_error();
+    Result<SealedUser> sealed = SealUser(user, **seal, *tenant->cipher, now, ids);
     if (!sealed.ok()) return sealed.take_error();
     WrittenUser written;
     Status s = Txn([&](Conn& c) -> Status {
@@ -443,7 +464,10 @@ Result<std::vector<ImportLineResult>> PostgresStore::PutUsers(std::string_view t
                                      "The user belongs to another tenant.", "tenant_id");
         continue;
       }
-      Result<SealedUser> s = SealUser(users[i], *tenant->cipher, now, ids);
+      Result<std::shared_ptr<const crypto::PiiCipher>> seal =
+          SealingCipher(*tenant, users[i].consent_until);
+      if (!seal.ok()) return seal.take_error();
+      Result<SealedUser> s = SealUser(users[i], **seal, *tenant->cipher, now, ids);
       if (s.ok()) {
         sealed[i] = std::move(*s);
       } else {
@@ -546,8 +570,9 @@ Result<User> PostgresStore::GetUser(std::string_view tenant_id, std::string_view
     User user;
     user.tenant_id = std::string(tenant_id);
     user.external_id = std::string(external_id);
-    Result<std::string> name = tenant->cipher->Open(rows.Blob(0, 3), kNameContext);
-    if (!name.ok()) return DecryptFailed();
+    const UnixMillis consent_until = rows.Int(0, 6);
+    Result<std::string> name = OpenUserPii(*tenant, consent_until, rows.Blob(0, 3), kNameContext);
+    if (!name.ok()) return name.take_error();
     user.name = std::move(*name);
     user.opt_in = rows.Int(0, 4) != 0;
     user.consent_from = rows.Int(0, 5);
@@ -560,8 +585,8 @@ Result<User> PostgresStore::GetUser(std::string_view tenant_id, std::string_view
         std::optional<Channel> channel = ParseChannel(rows.Text(r, 2));
         if (!channel) return DecryptFailed();
         Result<std::string> address =
-            tenant->cipher->Open(rows.Blob(r, 3), AddressContext(*channel));
-        if (!address.ok()) return DecryptFailed();
+            OpenUserPii(*tenant, consent_until, rows.Blob(r, 3), AddressContext(*channel));
+        if (!address.ok()) return address.take_error();
         user.devices.push_back(Device{rows.Text(r, 1), *channel, std::move(*address),
                                       rows.Int(r, 4) != 0, rows.Int(r, 5)});
       } else {
@@ -594,17 +619,21 @@ Result<Device> PostgresStore::AddDevice(std::string_view tenant_id, std::string_
     Result<TenantRef> tenant = tenants_.Get(tenant_id);
     if (!tenant.ok()) return tenant.take_error();
     const UnixMillis now = Now();
+    const std::string id = crypto::RandomId("dev_");
     SealedUser one;
-    one.devices.push_back(SealDevice(device, *tenant->cipher, crypto::RandomId("dev_")));
-    const SealedDevice& sealed = one.devices.front();
     Status s = Txn([&](Conn& c) -> Status {
       Params q;
       q.Int(tenant->pk).Text(external_id).Int(now);
-      PG_TRY(user, c.Exec("SELECT pk FROM users WHERE tenant_pk = $1 AND external_id = $2 "
-                          "AND consent_until > $3 FOR UPDATE",
+      PG_TRY(user, c.Exec("SELECT pk, consent_until FROM users WHERE tenant_pk = $1 "
+                          "AND external_id = $2 AND consent_until > $3 FOR UPDATE",
                           q));
       if (user.empty()) return UserNotFound();
       const int64_t user_pk = user.Int(0, 0);
+      // Sealed for the user's consent minute, which the lock keeps as it is.
+      Result<std::shared_ptr<const crypto::PiiCipher>> seal = UserCipher(*tenant, user.Int(0, 1));
+      if (!seal.ok()) return seal.take_error();
+      one.devices = {SealDevice(device, **seal, *tenant->cipher, id)};
+      const SealedDevice& sealed = one.devices.front();
       Params d;
       d.Int(tenant->pk).Int(user_pk).Text(ToString(sealed.channel)).Blob(sealed.address_bidx);
       PG_TRY(have, c.Exec("SELECT COUNT(*), COUNT(*) FILTER (WHERE channel = $3 AND "
@@ -624,7 +653,7 @@ Result<Device> PostgresStore::AddDevice(std::string_view tenant_id, std::string_
       return TouchUser(c, tenant->pk, user_pk, now);
     });
     if (!s.ok()) return s.take_error();
-    return Device{sealed.id, device.channel, std::move(device.address), device.disabled, now};
+    return Device{id, device.channel, std::move(device.address), device.disabled, now};
   });
 }
 
