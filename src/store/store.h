@@ -236,6 +236,15 @@ class Store {
   virtual Result<Page<DeliveryEvent>> ListUserEvents(std::string_view tenant_id,
                                                      std::string_view external_id,
                                                      const PageRequest& page) = 0;
+  // The tenant's delivery events after `after_seq`, in seq order, at most `limit` (clamped to
+  // 1-1000), for readers that follow the events as they are stored (the live stream, webhooks).
+  // Within a tenant, seq grows in commit order, whichever process wrote the event: once an event
+  // is listed, no event of that tenant with a smaller seq can appear later, so a reader that
+  // asks again after the last seq it saw misses nothing and sees nothing twice. (Numbers may
+  // skip.)
+  // kNotFound "tenant_not_found".
+  virtual Result<std::vector<DeliveryEvent>> ListEventsSince(std::string_view tenant_id,
+                                                             int64_t after_seq, int limit) = 0;
   // A provider's delivery receipt: moves the tenant's sent delivery whose provider message id
   // this is to `stage` (kDelivered or kFailed). kNotFound when the tenant has no such delivery.
   // Receipts move a delivery only out of `sent`, so a replayed or late receipt never moves one

@@ -26,6 +26,22 @@ namespace {
 constexpr char kDeliveryCursor = 'd';
 constexpr char kEventCursor = 'e';
 
+// Event numbers (DeliveryEvent::seq). Several writers in several processes commit in any order,
+// so a number taken from a sequence at insert time could become visible after a higher one,
+// and a reader that resumes after the highest number it saw would skip it. Instead an event's
+// number is (its transaction's id << 20) + its place among the transaction's events, and
+// ListEventsSince returns only numbers below (the oldest running transaction's id << 20): every
+// transaction below that has ended, committed or not, and every later one gets a higher id, so
+// what a reader has been shown is never followed by a lower number. A transaction numbers at
+// most 2^20 events; a transaction that runs long holds the readers back until it ends.
+constexpr int kEventSeqShift = 20;
+// The number before a transaction's next event (an SQL expression): the transaction's base
+// plus the events it numbered already, in earlier statements (Conn::tx_events, bound as `param`).
+std::string EventSeqBaseSql(std::string_view param) {
+  return "((pg_current_xact_id()::text::bigint << " + std::to_string(kEventSeqShift) + ") + " +
+         std::string(param) + "::bigint)";
+}
+
 // The delivery_counts slot a writer of this process adds to (see schema.cc): the fan-out, each
 // writer lane and the other writes (cancels, receipts) of a process never share a row, and
 // processes mostly do not either. `offset` is one of the k*Slot constants.
@@ -159,16 +175,6 @@ Result<std::vector<bool>> ApplyUpdates(Conn& c, const std::vector<DeliveryUpdate
       "WHERE d.tenant_pk = x.tp::bigint AND d.pk = x.k::bigint",
       w);
   if (!updated.ok()) return updated.take_error();
-  Params e;
-  e.TextArray(e_tenant).TextArray(e_delivery).TextArray(e_at).TextArray(e_stage);
-  e.TextArray(e_attempt).TextArray(e_provider).TextArray(e_reason);
-  Result<Rows> events = c.Exec(
-      "INSERT INTO delivery_events (tenant_pk, delivery_pk, at, stage, attempt, provider, "
-      "reason) SELECT tp::bigint, k::bigint, t::bigint, s::smallint, a::integer, p, r "
-      "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
-      "$7::text[]) WITH ORDINALITY AS x(tp, k, t, s, a, p, r, n) ORDER BY n",
-      e);
-  if (!events.ok()) return events.take_error();
   std::vector<std::string> c_ntf, c_status, c_n, c_at;
   for (const auto& [key, delta] : counts) {
     if (delta.first == 0 && delta.second == 0) continue;
@@ -200,6 +206,22 @@ Result<std::vector<bool>> ApplyUpdates(Conn& c, const std::vector<DeliveryUpdate
         o);
     if (!off.ok()) return off.take_error();
   }
+  Params e;
+  e.TextArray(e_tenant).TextArray(e_delivery).TextArray(e_at).TextArray(e_stage);
+  e.TextArray(e_attempt).TextArray(e_provider).TextArray(e_reason).Int(c.tx_events);
+  PG_TRY(events,
+         c.Exec("WITH x AS (SELECT tp::bigint AS tp, k::bigint AS k, t::bigint AS t, "
+                "s::smallint AS s, a::integer AS a, p, r, n FROM unnest($1::text[], $2::text[], "
+                "$3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) WITH ORDINALITY "
+                "AS x(tp, k, t, s, a, p, r, n)), "
+                "b AS (SELECT " +
+                    EventSeqBaseSql("$8") +
+                    " AS base) "
+                    "INSERT INTO delivery_events (tenant_pk, delivery_pk, seq, at, stage, attempt, "
+                    "provider, reason) SELECT x.tp, x.k, b.base + x.n, x.t, x.s, x.a, x.p, x.r "
+                    "FROM x, b ORDER BY x.n",
+                e));
+  c.tx_events += events.Affected();
   return applied;
 }
 
@@ -213,8 +235,12 @@ std::string InsertPageSql(const std::string& source) {
          "device_id, channel, status, deadline, updated_at) "
          "SELECT $2, $1, user_pk, external_id, device_id, channel, 0, $3, $4 FROM src "
          "ORDER BY user_pk, ord RETURNING pk, channel), "
-         "e AS (INSERT INTO delivery_events (tenant_pk, delivery_pk, at, stage, attempt, "
-         "provider, reason) SELECT $2, pk, $4, 0, 0, '', '' FROM d ORDER BY pk), "
+         "q AS (SELECT " +
+         EventSeqBaseSql("0") +
+         " AS base), "
+         "e AS (INSERT INTO delivery_events (tenant_pk, delivery_pk, seq, at, stage, attempt, "
+         "provider, reason) SELECT $2, d.pk, q.base + row_number() OVER (ORDER BY d.pk), $4, 0, "
+         "0, '', '' FROM d, q ORDER BY d.pk), "
          "c AS (INSERT INTO delivery_counts (notification_pk, status, slot, n, last_at) "
          "SELECT $1, 0, " +
          CountSlot(kFanoutSlot) +
@@ -408,7 +434,14 @@ Result<FanoutPage> PostgresStore::FanOutPage(std::string_view notification_id, i
           }
         }
       }
+      // The page's events are the transaction's first (InsertPageSql numbers them from its
+      // base): nothing before them in this transaction numbers events.
+      if (c.tx_events != 0) {
+        return MakeError(ErrorKind::kInternal, "event_seq_order",
+                         "A fan-out page must be its transaction's first events.");
+      }
       auto take = [&](Rows& inserted) {
+        c.tx_events += inserted.size();
         for (int r = 0; r < inserted.size(); ++r) {
           DeliveryJob job;
           job.delivery = inserted.Int(r, 0);
@@ -833,6 +866,45 @@ Result<Page<DeliveryEvent>> PostgresStore::ListUserEvents(std::string_view tenan
       e.channel = ParseChannel(rows.Text(r, 10)).value_or(Channel::kEmail);
       e.external_id = std::string(external_id);
       out.items.push_back(std::move(e));
+    }
+    return out;
+  });
+}
+
+Result<std::vector<DeliveryEvent>> PostgresStore::ListEventsSince(std::string_view tenant_id,
+                                                                  int64_t after_seq, int limit) {
+  return NoThrow([&]() -> Result<std::vector<DeliveryEvent>> {
+    Result<TenantRef> tenant = tenants_.Get(tenant_id);
+    if (!tenant.ok()) return tenant.take_error();
+    Params q;
+    q.Int(tenant->pk).Int(after_seq).Int(ClampLimit(limit));
+    PG_TRY(rows, Read("SELECT e.seq, e.at, e.stage, e.attempt, e.provider, e.reason, d.pk, n.id, "
+                      "d.device_id, d.channel, d.external_id FROM delivery_events e "
+                      "CROSS JOIN LATERAL (SELECT pk, notification_pk, external_id, device_id, "
+                      "channel FROM deliveries WHERE tenant_pk = $1 AND pk = e.delivery_pk "
+                      "LIMIT 1) d "
+                      "CROSS JOIN LATERAL (SELECT id FROM notifications "
+                      "WHERE pk = d.notification_pk LIMIT 1) n "
+                      "WHERE e.tenant_pk = $1 AND e.seq > $2 AND e.seq < "
+                      "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << " +
+                          std::to_string(kEventSeqShift) + ") ORDER BY e.seq LIMIT $3",
+                      q));
+    std::vector<DeliveryEvent> out;
+    out.reserve(static_cast<size_t>(rows.size()));
+    for (int r = 0; r < rows.size(); ++r) {
+      DeliveryEvent e;
+      e.seq = rows.Int(r, 0);
+      e.at = rows.Int(r, 1);
+      e.stage = static_cast<DeliveryStatus>(rows.Int(r, 2));
+      e.attempt = static_cast<int>(rows.Int(r, 3));
+      e.provider = rows.Text(r, 4);
+      e.reason = rows.Text(r, 5);
+      e.delivery_id = DeliveryIdOf(rows.Int(r, 6));
+      e.notification_id = rows.Text(r, 7);
+      e.device_id = rows.Text(r, 8);
+      e.channel = ParseChannel(rows.Text(r, 9)).value_or(Channel::kEmail);
+      e.external_id = rows.Text(r, 10);
+      out.push_back(std::move(e));
     }
     return out;
   });

@@ -102,6 +102,10 @@ class Conn {
   // The server's transaction state is idle (not inside BEGIN ... COMMIT).
   bool Idle() const;
 
+  // Delivery events the current transaction has numbered so far (see EventSeqSql in
+  // delivery_store.cc); InTransaction sets it to 0 at each BEGIN.
+  int64_t tx_events = 0;
+
  private:
   explicit Conn(pg_conn* c) : c_(c) {}
   pg_conn* c_;

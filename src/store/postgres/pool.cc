@@ -64,6 +64,7 @@ Status InTransaction(Pool& pool, const std::function<Status(Conn&)>& body) {
       continue;
     }
     Conn& c = **conn;
+    c.tx_events = 0;
     Status s = c.Script("BEGIN");
     if (s.ok()) s = body(c);
     if (s.ok()) {

@@ -166,7 +166,8 @@ CREATE INDEX deliveries_receipt ON deliveries (tenant_pk, provider, provider_mes
   WHERE provider_message_id IS NOT NULL;
 CREATE INDEX deliveries_open ON deliveries (pk) WHERE status IN (0, 1, 4);
 
--- seq: one sequence for every tenant and writer, so events of any process are ordered.
+-- seq: from version 2 on, (the writing transaction's id << 20) + its events' order (EventSeqSql
+-- in delivery_store.cc); the sequence numbered the events of version 1.
 CREATE SEQUENCE delivery_events_seq;
 CREATE TABLE delivery_events (
   tenant_pk bigint NOT NULL,

@@ -254,6 +254,44 @@ Result<Page<Delivery>> SqliteStore::ListDeliveries(std::string_view tenant_id,
   });
 }
 
+Result<std::vector<DeliveryEvent>> SqliteStore::ListEventsSince(std::string_view tenant_id,
+                                                                int64_t after_seq, int limit) {
+  return NoThrow([&]() -> Result<std::vector<DeliveryEvent>> {
+    Result<TenantRef> tenant = tenants_.Get(tenant_id);
+    if (!tenant.ok()) return tenant.take_error();
+    ReadPool::Lease conn = readers_->Acquire();
+    ReadTxn txn(*conn);
+    if (!txn.status().ok()) return txn.status().error();
+    Stmt q = conn->Prepare(
+        "SELECT e.seq, e.at, e.stage, e.attempt, e.provider, e.reason, d.pk, n.id, d.device_id, "
+        "d.channel, d.external_id FROM delivery_events e "
+        "JOIN deliveries d ON d.pk = e.delivery_pk "
+        "JOIN notifications n ON n.pk = d.notification_pk "
+        "WHERE e.seq > ?2 AND d.tenant_pk = ?1 ORDER BY e.seq LIMIT ?3");
+    q.Bind(1, tenant->pk).Bind(2, after_seq).Bind(3, int64_t{ClampLimit(limit)});
+    std::vector<DeliveryEvent> out;
+    for (;;) {
+      Result<bool> row = q.Next();
+      if (!row.ok()) return row.take_error();
+      if (!*row) break;
+      DeliveryEvent e;
+      e.seq = q.Int(0);
+      e.at = q.Int(1);
+      e.stage = static_cast<DeliveryStatus>(q.Int(2));
+      e.attempt = static_cast<int>(q.Int(3));
+      e.provider = q.Text(4);
+      e.reason = q.Text(5);
+      e.delivery_id = DeliveryIdOf(q.Int(6));
+      e.notification_id = q.Text(7);
+      e.device_id = q.Text(8);
+      e.channel = ParseChannel(q.Text(9)).value_or(Channel::kEmail);
+      e.external_id = q.Text(10);
+      out.push_back(std::move(e));
+    }
+    return out;
+  });
+}
+
 Result<Page<DeliveryEvent>> SqliteStore::ListUserEvents(std::string_view tenant_id,
                                                         std::string_view external_id,
                                                         const PageRequest& page) {

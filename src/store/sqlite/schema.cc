@@ -202,6 +202,13 @@ CREATE INDEX deliveries_uncommon_status ON deliveries(notification_pk, status)
 -- The admin's overrides of the default quotas, model's EncodeRateLimits form ('' = defaults).
 ALTER TABLE tenants ADD COLUMN rate_limits TEXT NOT NULL DEFAULT '';
 )sql",
+    // ---- version 5: events in seq order ----
+    R"sql(
+-- ListEventsSince reads a tenant's events after a seq. seq is taken by the one writer in commit
+-- order, so it is already in commit order for every tenant; entries are appended at the
+-- index's right edge.
+CREATE INDEX delivery_events_seq ON delivery_events(seq);
+)sql",
 };
 
 constexpr int kVersions = static_cast<int>(std::size(kMigrations));

@@ -97,6 +97,8 @@ class SqliteStore final : public Store {
                                         std::string_view notification_id,
                                         std::optional<DeliveryStatus> status,
                                         const PageRequest& page) override;
+  Result<std::vector<DeliveryEvent>> ListEventsSince(std::string_view tenant_id, int64_t after_seq,
+                                                     int limit) override;
   Result<Page<DeliveryEvent>> ListUserEvents(std::string_view tenant_id,
                                              std::string_view external_id,
                                              const PageRequest& page) override;
