@@ -36,8 +36,11 @@ TEST(StoreFailoverTest, KillingThePrimaryMidSendLosesNothingAndWritesGet503Meanw
   ASSERT_TRUE(ha.Start()) << ha.last_error();
   SimProcess sim;
   ASSERT_TRUE(sim.WaitReady());
-  HeraldProcess server(
-      HeraldOptions{.args = {"--sim", sim.url(), "--sim-smtp", sim.smtp(), "--store", ha.Uri()}});
+  // --store-require-standby: each write is answered once a standby has it, also in the moment
+  // after the promotion when the new primary runs alone (such writes wait for the standby that
+  // follows it, or are 503).
+  HeraldProcess server(HeraldOptions{.args = {"--sim", sim.url(), "--sim-smtp", sim.smtp(),
+                                              "--store", ha.Uri(), "--store-require-standby"}});
   ASSERT_TRUE(server.Start()) << server.last_error() << server.Stderr();
   HttpClient admin = server.AdminClient();
   const TenantKey tenant = CreateTenantWithKey(admin, "Failover Tenant");
@@ -125,6 +128,15 @@ TEST(StoreFailoverTest, KillingThePrimaryMidSendLosesNothingAndWritesGet503Meanw
       old_primary, static_cast<unsigned long long>(before_kill), 2 * kUsers,
       static_cast<long long>(failover.count()), refused,
       static_cast<unsigned long long>(duplicates));
+}
+
+TEST(StoreFailoverTest, RequireStandbyWithSqliteIsRefusedAtStart) {
+  HeraldProcess server(HeraldOptions{.args = {"--store-require-standby"}});
+  ASSERT_FALSE(server.Start());
+  EXPECT_EQ(server.exit_status(), 2);
+  EXPECT_NE(server.Stderr().find("--store-require-standby needs a PostgreSQL store"),
+            std::string::npos)
+      << server.Stderr();
 }
 
 }  // namespace

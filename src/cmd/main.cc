@@ -21,6 +21,11 @@ int main(int argc, char** argv) {
                    "(postgresql://user@host:port/db, multi-host allowed)")
       ->envname("HERALD_STORE")
       ->capture_default_str();
+  serve_cmd
+      ->add_flag("--store-require-standby", serve.store_require_standby,
+                 "PostgreSQL: answer a write only once a synchronous standby has it "
+                 "(503 while the primary runs alone)")
+      ->envname("HERALD_STORE_REQUIRE_STANDBY");
   serve_cmd->add_option("--listen", serve.listen, "HTTP listen address host:port")
       ->envname("HERALD_LISTEN")
       ->capture_default_str();

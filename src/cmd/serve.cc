@@ -165,6 +165,12 @@ int RunServe(const ServeOptions& options) {
   Result<std::unique_ptr<Store>> store = Error{};
   std::string store_name;  // for the log: never the URI, which may hold a password
   if (options.store.empty() || options.store == "sqlite") {
+    if (options.store_require_standby) {
+      std::fprintf(stderr,
+                   "herald: --store-require-standby needs a PostgreSQL store (--store "
+                   "postgresql://...); SQLite has no standby\n");
+      return 2;
+    }
     SqliteStoreOptions store_options;
     store_options.path = (data_dir / "herald.db").string();
     store_options.master_key = *master;
@@ -174,6 +180,7 @@ int RunServe(const ServeOptions& options) {
   } else if (IsPostgresUri(options.store)) {
     PostgresStoreOptions store_options;
     store_options.uri = options.store;
+    store_options.require_standby = options.store_require_standby;
     store_options.master_key = *master;
     store_options.on_batch = on_batch;
     store = OpenPostgresStore(std::move(store_options));

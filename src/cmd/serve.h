@@ -12,6 +12,9 @@ struct ServeOptions {
   // "sqlite" (the file herald.db in data_dir) or a libpq URI, postgresql://... (multi-host
   // allowed, e.g. with target_session_attrs=read-write).
   std::string store = "sqlite";
+  // PostgreSQL with synchronous standbys: answer a write only once a standby has it
+  // (PostgresStoreOptions::require_standby).
+  bool store_require_standby = false;
   std::string listen = "127.0.0.1:8080";
   int io_threads = 2;
   int worker_threads = 32;

@@ -53,6 +53,35 @@ void Pool::Release(std::unique_ptr<Conn> conn) {
   cv_.notify_one();
 }
 
+namespace {
+
+// Waits until a synchronous standby has flushed the WAL this connection's last commit wrote
+// (up to 5 s). Right after a failover pg_auto_failover runs the new primary alone, with
+// synchronous replication off, until the other standby follows it: a commit then returns at
+// once, on one node only. Needs the pg_monitor role (pg_stat_replication's positions).
+Status WaitForStandby(Conn& c) {
+  Result<Rows> mine = c.Exec("SELECT pg_current_wal_flush_lsn()::text", Params());
+  if (!mine.ok()) return mine.take_error();
+  Params p;
+  p.Text(mine->Text(0, 0));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  for (;;) {
+    Result<Rows> r = c.Exec(
+        "SELECT EXISTS (SELECT 1 FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum') "
+        "AND flush_lsn >= $1::pg_lsn)::integer",
+        p);
+    if (!r.ok()) return r.take_error();
+    if (r->Int(0, 0) != 0) return Status::Ok();
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return MakeError(ErrorKind::kUnavailable, "storage_not_replicated",
+                       "The database has no synchronous standby right now; retry shortly.");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+}  // namespace
+
 Status InTransaction(Pool& pool, const std::function<Status(Conn&)>& body) {
   constexpr int kAttempts = 4;
   Status last = Status::Ok();
@@ -69,7 +98,7 @@ Status InTransaction(Pool& pool, const std::function<Status(Conn&)>& body) {
     if (s.ok()) s = body(c);
     if (s.ok()) {
       s = c.Script("COMMIT");
-      if (s.ok()) return s;
+      if (s.ok()) return pool.require_standby() ? WaitForStandby(c) : s;
       // A COMMIT that failed on a lost connection may have committed: not retried.
       if (IsConnectionLost(s.error())) return s;
     } else if (c.Healthy()) {

@@ -31,6 +31,11 @@ class Pool {
   Pool(std::string uri, int size, std::string init = {})
       : uri_(std::move(uri)), size_(size < 1 ? 1 : size), init_(std::move(init)) {}
 
+  // When set, InTransaction returns only once a synchronous standby has flushed the commit (see
+  // PostgresStoreOptions::require_standby).
+  void set_require_standby(bool on) { require_standby_ = on; }
+  bool require_standby() const { return require_standby_; }
+
   // A connection for one caller; back to the pool when the lease ends, unless it broke or was
   // left inside a transaction.
   class Lease {
@@ -60,6 +65,7 @@ class Pool {
   const std::string uri_;
   const int size_;
   const std::string init_;
+  bool require_standby_ = false;
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::unique_ptr<Conn>> idle_;
@@ -68,7 +74,10 @@ class Pool {
 
 // Runs `body` in a transaction on a leased connection; retried (up to 3 times) when the server
 // reports a serialization failure or deadlock, or the connection broke before COMMIT was sent.
-// `body` must start from scratch on each call (reset what it fills in).
+// `body` must start from scratch on each call (reset what it fills in). With
+// pool.require_standby(), a commit that no synchronous standby has flushed within 5 s is
+// kUnavailable "storage_not_replicated": it is on the primary alone, and the caller answers 503
+// (the client's retry finds it, as for any write whose answer was lost).
 Status InTransaction(Pool& pool, const std::function<Status(Conn&)>& body);
 
 // One thread that writes queued work in batches: each batch is one transaction; if it fails,

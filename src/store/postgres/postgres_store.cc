@@ -32,6 +32,7 @@ Result<std::unique_ptr<Store>> OpenPostgresStore(PostgresStoreOptions options) {
     conn->reset();
     auto pool = std::make_unique<Pool>(options.uri, std::max(1, options.connections),
                                        std::string(kSessionSettings));
+    pool->set_require_standby(options.require_standby);
     std::vector<std::unique_ptr<Writer>> writers;
     for (int i = 0; i < std::clamp(options.writers, 1, 6); ++i) {
       writers.push_back(std::make_unique<Writer>(

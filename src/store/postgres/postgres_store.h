@@ -31,6 +31,12 @@ struct PostgresStoreOptions {
   // delivery, so that a broadcast's outcomes are written by more than one server process.
   int writers = 2;
   int max_batch = 1024;  // queued writes per writer transaction at most
+  // For a primary with synchronous standbys (pg_auto_failover): a call that writes returns only
+  // once a synchronous standby has flushed its commit (up to 5 s; then kUnavailable
+  // "storage_not_replicated", which the API answers 503 with Retry-After). Without it, a write
+  // accepted in the seconds after a failover, while the new primary runs alone, is on one node
+  // only. The writer threads' batches do not wait. The database role needs pg_monitor.
+  bool require_standby = false;
   // As SqliteStoreOptions::on_batch: after each committed writer batch, on the writer thread.
   std::function<void(size_t)> on_batch;
   // The store's clock (tests move it). Empty = NowMillis.

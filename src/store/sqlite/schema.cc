@@ -204,10 +204,24 @@ ALTER TABLE tenants ADD COLUMN rate_limits TEXT NOT NULL DEFAULT '';
 )sql",
     // ---- version 5: events in seq order ----
     R"sql(
--- ListEventsSince reads a tenant's events after a seq. seq is taken by the one writer in commit
--- order, so it is already in commit order for every tenant; entries are appended at the
--- index's right edge.
-CREATE INDEX delivery_events_seq ON delivery_events(seq);
+-- ListEventsSince reads a tenant's events after a seq; seq is taken by the one writer in commit
+-- order, so it is already in commit order for every tenant. The events become a rowid table
+-- keyed by seq, where each insert appends, plus an index by delivery for the timelines: an
+-- index on seq beside the old table keyed by delivery cost a broadcast 9 %.
+CREATE TABLE delivery_events_v5 (
+  seq INTEGER PRIMARY KEY,
+  delivery_pk INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  stage INTEGER NOT NULL,
+  attempt INTEGER NOT NULL,
+  provider TEXT NOT NULL,
+  reason TEXT NOT NULL
+);
+INSERT INTO delivery_events_v5 (seq, delivery_pk, at, stage, attempt, provider, reason)
+  SELECT seq, delivery_pk, at, stage, attempt, provider, reason FROM delivery_events;
+DROP TABLE delivery_events;
+ALTER TABLE delivery_events_v5 RENAME TO delivery_events;
+CREATE INDEX delivery_events_delivery ON delivery_events(delivery_pk, seq);
 )sql",
 };
 

@@ -211,7 +211,7 @@ TEST_F(SqliteStoreTest, UpgradingFromVersion2CountsTheDeliveriesThereAre) {
       "DROP TABLE delivery_counts; DROP INDEX deliveries_notification;"
       "DROP INDEX deliveries_uncommon_status;"
       "CREATE INDEX deliveries_notification ON deliveries(notification_pk, status);"
-      "ALTER TABLE tenants DROP COLUMN rate_limits; DROP INDEX delivery_events_seq;"
+      "ALTER TABLE tenants DROP COLUMN rate_limits; DROP INDEX delivery_events_delivery;"
       "UPDATE schema_version SET version = 2;");
   std::unique_ptr<Store> store = OpenOk(key_);
   ASSERT_TRUE(store);
