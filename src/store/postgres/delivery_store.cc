@@ -42,6 +42,23 @@ std::string EventSeqBaseSql(std::string_view param) {
          std::string(param) + "::bigint)";
 }
 
+// An event from the ten columns at `first` of row `r`: seq, at, stage, attempt, provider, reason,
+// delivery pk, notification id, device id, channel (the listings' column order).
+DeliveryEvent EventFromRow(const Rows& rows, int r, int first) {
+  DeliveryEvent e;
+  e.seq = rows.Int(r, first);
+  e.at = rows.Int(r, first + 1);
+  e.stage = static_cast<DeliveryStatus>(rows.Int(r, first + 2));
+  e.attempt = static_cast<int>(rows.Int(r, first + 3));
+  e.provider = rows.Text(r, first + 4);
+  e.reason = rows.Text(r, first + 5);
+  e.delivery_id = DeliveryIdOf(rows.Int(r, first + 6));
+  e.notification_id = rows.Text(r, first + 7);
+  e.device_id = rows.Text(r, first + 8);
+  e.channel = ParseChannel(rows.Text(r, first + 9)).value_or(Channel::kEmail);
+  return e;
+}
+
 // The delivery_counts slot a writer of this process adds to (see schema.cc): the fan-out, each
 // writer lane and the other writes (cancels, receipts) of a process never share a row, and
 // processes mostly do not either. `offset` is one of the k*Slot constants.
@@ -205,6 +222,10 @@ Result<std::vector<bool>> ApplyUpdates(Conn& c, const std::vector<DeliveryUpdate
         "AND v.id = x.i",
         o);
     if (!off.ok()) return off.take_error();
+  }
+  if (c.tx_events + static_cast<int64_t>(e_tenant.size()) >= (int64_t{1} << kEventSeqShift)) {
+    return MakeError(ErrorKind::kInternal, "too_many_events",
+                     "One transaction would number more than 2^20 delivery events.");
   }
   Params e;
   e.TextArray(e_tenant).TextArray(e_delivery).TextArray(e_at).TextArray(e_stage);
@@ -392,7 +413,7 @@ Result<FanoutPage> PostgresStore::FanOutPage(std::string_view notification_id, i
   return NoThrow([&]() -> Result<FanoutPage> {
     max_users = std::max(1, max_users);
     FanoutPage page;
-    Status s = Txn([&](Conn& c) -> Status {
+    Status s = PipelineTxn([&](Conn& c) -> Status {
       page = FanoutPage{};
       Params q;
       q.Text(notification_id);
@@ -547,37 +568,53 @@ Result<int64_t> PostgresStore::CancelNotification(std::string_view tenant_id,
   return NoThrow([&]() -> Result<int64_t> {
     Result<TenantRef> tenant = tenants_.Get(tenant_id);
     if (!tenant.ok()) return tenant.take_error();
+    // In transactions of at most kChunk deliveries: one transaction numbers at most 2^20 events
+    // (EventSeqBaseSql), and a huge one would hold its locks for long. Each marks the
+    // notification cancelled (again: the first mark stays), so the fan-out stops at the first.
+    constexpr int64_t kChunk = 100'000;
     int64_t cancelled = 0;
-    Status s = Txn([&](Conn& c) -> Status {
-      cancelled = 0;
-      const UnixMillis now = Now();
-      Params m;
-      m.Int(tenant->pk).Text(notification_id).Int(now);
-      PG_TRY(marked, c.Exec("UPDATE notifications SET cancelled_at = COALESCE(cancelled_at, $3) "
-                            "WHERE tenant_pk = $1 AND id = $2 RETURNING pk",
-                            m));
-      if (marked.empty()) return NotificationNotFound();
-      Params q;
-      q.Int(tenant->pk).Int(marked.Int(0, 0));
-      PG_TRY(open, c.Exec("SELECT pk, status FROM deliveries WHERE tenant_pk = $1 AND "
-                          "notification_pk = $2 AND status IN (0, 4) ORDER BY pk",
-                          q));
-      std::vector<DeliveryUpdate> updates;
-      for (int r = 0; r < open.size(); ++r) {
-        if (!IsCancellable(static_cast<DeliveryStatus>(open.Int(r, 1)))) continue;
-        DeliveryUpdate u;
-        u.delivery = open.Int(r, 0);
-        u.stage = DeliveryStatus::kCancelled;
-        u.at = now;
-        u.reason = "cancelled_by_request";
-        updates.push_back(std::move(u));
-      }
-      Result<std::vector<bool>> applied = ApplyUpdates(c, updates, kOtherSlot);
-      if (!applied.ok()) return applied.take_error();
-      cancelled = static_cast<int64_t>(std::count(applied->begin(), applied->end(), true));
-      return Status::Ok();
-    });
-    if (!s.ok()) return s.take_error();
+    int64_t after = 0;
+    for (bool more = true; more;) {
+      int64_t n = 0;
+      int64_t last = after;
+      Status s = Txn([&](Conn& c) -> Status {
+        n = 0;
+        last = after;
+        more = false;
+        const UnixMillis now = Now();
+        Params m;
+        m.Int(tenant->pk).Text(notification_id).Int(now);
+        PG_TRY(marked, c.Exec("UPDATE notifications SET cancelled_at = COALESCE(cancelled_at, "
+                              "$3) WHERE tenant_pk = $1 AND id = $2 RETURNING pk",
+                              m));
+        if (marked.empty()) return NotificationNotFound();
+        Params q;
+        q.Int(tenant->pk).Int(marked.Int(0, 0)).Int(after).Int(kChunk);
+        PG_TRY(open, c.Exec("SELECT pk, status FROM deliveries WHERE tenant_pk = $1 AND "
+                            "notification_pk = $2 AND status IN (0, 4) AND pk > $3 "
+                            "ORDER BY pk LIMIT $4",
+                            q));
+        std::vector<DeliveryUpdate> updates;
+        for (int r = 0; r < open.size(); ++r) {
+          if (!IsCancellable(static_cast<DeliveryStatus>(open.Int(r, 1)))) continue;
+          DeliveryUpdate u;
+          u.delivery = open.Int(r, 0);
+          u.stage = DeliveryStatus::kCancelled;
+          u.at = now;
+          u.reason = "cancelled_by_request";
+          updates.push_back(std::move(u));
+        }
+        Result<std::vector<bool>> applied = ApplyUpdates(c, updates, kOtherSlot);
+        if (!applied.ok()) return applied.take_error();
+        n = static_cast<int64_t>(std::count(applied->begin(), applied->end(), true));
+        more = open.size() == kChunk;
+        if (!open.empty()) last = open.Int(open.size() - 1, 0);
+        return Status::Ok();
+      });
+      if (!s.ok()) return s.take_error();
+      cancelled += n;
+      after = last;
+    }
     return cancelled;
   });
 }
@@ -765,7 +802,12 @@ void PostgresStore::RecordDeliveryUpdates(std::vector<DeliveryUpdate> updates,
           Result<std::vector<bool>> applied = ApplyUpdates(c, batch->updates, slot);
           return applied.ok() ? Status::Ok() : Status(applied.take_error());
         },
-        [batch](const Status&) {
+        [&lane, batch](const Status&) {
+          {  // closed here too: the writer may give up (the database gone for 30 s) without
+             // running the work, and a batch left open would take every later update
+            std::lock_guard lock(lane.mu);
+            if (lane.open == batch) lane.open = nullptr;
+          }
           for (const auto& done : batch->durable) done();
         });
   }
@@ -853,17 +895,7 @@ Result<Page<DeliveryEvent>> PostgresStore::ListUserEvents(std::string_view tenan
         out.next_cursor = EncodeIdCursor(kEventCursor, out.items.back().seq);
         break;
       }
-      DeliveryEvent e;
-      e.seq = rows.Int(r, 1);
-      e.at = rows.Int(r, 2);
-      e.stage = static_cast<DeliveryStatus>(rows.Int(r, 3));
-      e.attempt = static_cast<int>(rows.Int(r, 4));
-      e.provider = rows.Text(r, 5);
-      e.reason = rows.Text(r, 6);
-      e.delivery_id = DeliveryIdOf(rows.Int(r, 7));
-      e.notification_id = rows.Text(r, 8);
-      e.device_id = rows.Text(r, 9);
-      e.channel = ParseChannel(rows.Text(r, 10)).value_or(Channel::kEmail);
+      DeliveryEvent e = EventFromRow(rows, r, 1);
       e.external_id = std::string(external_id);
       out.items.push_back(std::move(e));
     }
@@ -892,17 +924,7 @@ Result<std::vector<DeliveryEvent>> PostgresStore::ListEventsSince(std::string_vi
     std::vector<DeliveryEvent> out;
     out.reserve(static_cast<size_t>(rows.size()));
     for (int r = 0; r < rows.size(); ++r) {
-      DeliveryEvent e;
-      e.seq = rows.Int(r, 0);
-      e.at = rows.Int(r, 1);
-      e.stage = static_cast<DeliveryStatus>(rows.Int(r, 2));
-      e.attempt = static_cast<int>(rows.Int(r, 3));
-      e.provider = rows.Text(r, 4);
-      e.reason = rows.Text(r, 5);
-      e.delivery_id = DeliveryIdOf(rows.Int(r, 6));
-      e.notification_id = rows.Text(r, 7);
-      e.device_id = rows.Text(r, 8);
-      e.channel = ParseChannel(rows.Text(r, 9)).value_or(Channel::kEmail);
+      DeliveryEvent e = EventFromRow(rows, r, 0);
       e.external_id = rows.Text(r, 10);
       out.push_back(std::move(e));
     }

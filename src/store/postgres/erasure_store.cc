@@ -36,26 +36,29 @@ crypto::Bytes SealNewErasureKeys(const crypto::PiiCipher& tenant_cipher, UnixMil
 Result<crypto::ErasureKeys> PostgresStore::LoadErasureKeys(const TenantRef& tenant) {
   Params p;
   p.Int(tenant.pk);
-  PG_TRY(rows, Read("SELECT sealed FROM erasure_keys WHERE tenant_pk = $1", p));
-  if (rows.empty()) {
-    // A tenant created before schema version 2: its keys begin now.
-    Params w;
-    w.Int(tenant.pk).Int(static_cast<int64_t>(ErasureBucket(Now())));
-    w.Blob(SealNewErasureKeys(*tenant.cipher, Now())).Int(Now());
-    Status s = Txn([&](Conn& c) -> Status {
-      PG_TRY(done, c.Exec("INSERT INTO erasure_keys (tenant_pk, first_bucket, sealed, updated_at) "
-                          "VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_pk) DO NOTHING",
-                          w));
-      (void)done;
-      return Status::Ok();
-    });
-    if (!s.ok()) return s.take_error();
-    Result<Rows> again = Read("SELECT sealed FROM erasure_keys WHERE tenant_pk = $1", p);
-    if (!again.ok()) return again.take_error();
-    if (again->empty()) return DecryptFailed();
-    rows = std::move(*again);
-  }
-  Result<std::string> opened = tenant.cipher->Open(rows.Blob(0, 0), kErasureKeysContext);
+  // A tenant created before schema version 2 has no row: its keys begin now.
+  Params w;
+  w.Int(tenant.pk).Int(static_cast<int64_t>(ErasureBucket(Now())));
+  w.Blob(SealNewErasureKeys(*tenant.cipher, Now())).Int(Now());
+  Bytes sealed;
+  Status s = InTransaction(
+      *keys_pool_,
+      [&](Conn& c) -> Status {
+        PG_TRY(rows, c.Exec("SELECT sealed FROM erasure_keys WHERE tenant_pk = $1", p));
+        if (rows.empty()) {
+          PG_TRY(made, c.Exec("INSERT INTO erasure_keys (tenant_pk, first_bucket, sealed, "
+                              "updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_pk) "
+                              "DO UPDATE SET tenant_pk = excluded.tenant_pk RETURNING sealed",
+                              w));
+          sealed = made.Blob(0, 0);
+        } else {
+          sealed = rows.Blob(0, 0);
+        }
+        return Status::Ok();
+      },
+      /*wait_for_standby=*/false);
+  if (!s.ok()) return s.take_error();
+  Result<std::string> opened = tenant.cipher->Open(sealed, kErasureKeysContext);
   if (!opened.ok()) return DecryptFailed();
   Result<crypto::ErasureKeys> keys =
       crypto::ErasureKeys::Parse(crypto::Bytes(opened->begin(), opened->end()));
@@ -145,7 +148,7 @@ Result<int64_t> PostgresStore::ShredExpiredKeys(UnixMillis now) {
       Result<TenantRef> tenant = tenants_.Get(rows.Text(r, 1));
       if (!tenant.ok()) return tenant.take_error();
       bool moved = false;
-      Status s = Txn([&](Conn& c) -> Status {
+      Status s = PipelineTxn([&](Conn& c) -> Status {
         moved = false;
         Params k;
         k.Int(tenant->pk);

@@ -60,7 +60,8 @@ namespace {
 // synchronous replication off, until the other standby follows it: a commit then returns at
 // once, on one node only. Needs the pg_monitor role (pg_stat_replication's positions).
 Status WaitForStandby(Conn& c) {
-  Result<Rows> mine = c.Exec("SELECT pg_current_wal_flush_lsn()::text", Params());
+  // The insert position: at or past the commit record whatever synchronous_commit says.
+  Result<Rows> mine = c.Exec("SELECT pg_current_wal_insert_lsn()::text", Params());
   if (!mine.ok()) return mine.take_error();
   Params p;
   p.Text(mine->Text(0, 0));
@@ -82,7 +83,7 @@ Status WaitForStandby(Conn& c) {
 
 }  // namespace
 
-Status InTransaction(Pool& pool, const std::function<Status(Conn&)>& body) {
+Status InTransaction(Pool& pool, const std::function<Status(Conn&)>& body, bool wait_for_standby) {
   constexpr int kAttempts = 4;
   Status last = Status::Ok();
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
@@ -98,7 +99,7 @@ Status InTransaction(Pool& pool, const std::function<Status(Conn&)>& body) {
     if (s.ok()) s = body(c);
     if (s.ok()) {
       s = c.Script("COMMIT");
-      if (s.ok()) return pool.require_standby() ? WaitForStandby(c) : s;
+      if (s.ok()) return pool.require_standby() && wait_for_standby ? WaitForStandby(c) : s;
       // A COMMIT that failed on a lost connection may have committed: not retried.
       if (IsConnectionLost(s.error())) return s;
     } else if (c.Healthy()) {

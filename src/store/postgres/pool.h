@@ -78,7 +78,8 @@ class Pool {
 // pool.require_standby(), a commit that no synchronous standby has flushed within 5 s is
 // kUnavailable "storage_not_replicated": it is on the primary alone, and the caller answers 503
 // (the client's retry finds it, as for any write whose answer was lost).
-Status InTransaction(Pool& pool, const std::function<Status(Conn&)>& body);
+Status InTransaction(Pool& pool, const std::function<Status(Conn&)>& body,
+                     bool wait_for_standby = true);
 
 // One thread that writes queued work in batches: each batch is one transaction; if it fails,
 // its writes are tried one by one, so one bad write fails alone.

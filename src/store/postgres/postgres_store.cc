@@ -33,13 +33,16 @@ Result<std::unique_ptr<Store>> OpenPostgresStore(PostgresStoreOptions options) {
     auto pool = std::make_unique<Pool>(options.uri, std::max(1, options.connections),
                                        std::string(kSessionSettings));
     pool->set_require_standby(options.require_standby);
+    // Erasure keys are loaded while a caller may hold a pooled connection: from a pool of their
+    // own, so that callers never wait on one another for a second connection.
+    auto keys_pool = std::make_unique<Pool>(options.uri, 2, std::string(kSessionSettings));
     std::vector<std::unique_ptr<Writer>> writers;
     for (int i = 0; i < std::clamp(options.writers, 1, 6); ++i) {
       writers.push_back(std::make_unique<Writer>(
           options.uri, static_cast<size_t>(std::max(1, options.max_batch)), options.on_batch));
     }
     return std::unique_ptr<Store>(new PostgresStore(
-        options.master_key, std::move(pool), std::move(writers),
+        options.master_key, std::move(pool), std::move(keys_pool), std::move(writers),
         options.clock ? std::move(options.clock) : std::function<UnixMillis()>(NowMillis)));
   });
 }
@@ -92,9 +95,11 @@ Error NotificationNotFound() {
 }
 
 PostgresStore::PostgresStore(const crypto::Key& master, std::unique_ptr<Pool> pool,
+                             std::unique_ptr<Pool> keys_pool,
                              std::vector<std::unique_ptr<Writer>> writers,
                              std::function<UnixMillis()> clock)
     : pool_(std::move(pool)),
+      keys_pool_(std::move(keys_pool)),
       tenants_(master,
                [this](std::string_view id) -> Result<WrappedTenantKey> {
                  Params p;
@@ -413,7 +418,7 @@ Result<int64_t> PostgresStore::EraseExpiredUsers(UnixMillis now, int limit) {
   return NoThrow([&]() -> Result<int64_t> {
     if (limit <= 0) return int64_t{0};
     int64_t erased = 0;
-    Status s = Txn([&](Conn& c) -> Status {
+    Status s = PipelineTxn([&](Conn& c) -> Status {
       // SKIP LOCKED: a user being written is erased by the next call, and two reapers (two
       // processes) take different users.
       Params p;

@@ -31,7 +31,8 @@ class PostgresStore final : public Store {
   // writers: one or more (up to 6), each with its own connection; the first also writes the
   // audit.
   PostgresStore(const crypto::Key& master, std::unique_ptr<Pool> pool,
-                std::vector<std::unique_ptr<Writer>> writers, std::function<UnixMillis()> clock);
+                std::unique_ptr<Pool> keys_pool, std::vector<std::unique_ptr<Writer>> writers,
+                std::function<UnixMillis()> clock);
   ~PostgresStore() override;
 
   Result<Tenant> CreateTenant(Tenant tenant) override;
@@ -115,6 +116,12 @@ class PostgresStore final : public Store {
   UnixMillis Now() const { return clock_(); }
   void NotifyConsentExpiry(UnixMillis earliest);
   Status Txn(const std::function<Status(Conn&)>& body) { return InTransaction(*pool_, body); }
+  // The pipeline's own writes (fan-out pages, erasure): never held for a standby
+  // (require_standby is about what the API answers; a page reported failed after its commit
+  // would leave its deliveries unqueued).
+  Status PipelineTxn(const std::function<Status(Conn&)>& body) {
+    return InTransaction(*pool_, body, /*wait_for_standby=*/false);
+  }
   // Runs a read-only statement on a pooled connection (no transaction).
   Result<Rows> Read(std::string_view sql, const Params& params);
 
@@ -149,6 +156,7 @@ class PostgresStore final : public Store {
   };
 
   std::unique_ptr<Pool> pool_;
+  std::unique_ptr<Pool> keys_pool_;  // LoadErasureKeys only (see OpenPostgresStore)
   TenantKeys tenants_;
   std::vector<std::unique_ptr<UpdateLane>>
       lanes_;  // the writers: stopped first, drain their queues

@@ -254,6 +254,27 @@ Result<Page<Delivery>> SqliteStore::ListDeliveries(std::string_view tenant_id,
   });
 }
 
+namespace {
+
+// An event from the first ten columns of the listings' rows: seq, at, stage, attempt, provider,
+// reason, delivery pk, notification id, device id, channel.
+DeliveryEvent EventFromRow(const Stmt& q) {
+  DeliveryEvent e;
+  e.seq = q.Int(0);
+  e.at = q.Int(1);
+  e.stage = static_cast<DeliveryStatus>(q.Int(2));
+  e.attempt = static_cast<int>(q.Int(3));
+  e.provider = q.Text(4);
+  e.reason = q.Text(5);
+  e.delivery_id = DeliveryIdOf(q.Int(6));
+  e.notification_id = q.Text(7);
+  e.device_id = q.Text(8);
+  e.channel = ParseChannel(q.Text(9)).value_or(Channel::kEmail);
+  return e;
+}
+
+}  // namespace
+
 Result<std::vector<DeliveryEvent>> SqliteStore::ListEventsSince(std::string_view tenant_id,
                                                                 int64_t after_seq, int limit) {
   return NoThrow([&]() -> Result<std::vector<DeliveryEvent>> {
@@ -274,17 +295,7 @@ Result<std::vector<DeliveryEvent>> SqliteStore::ListEventsSince(std::string_view
       Result<bool> row = q.Next();
       if (!row.ok()) return row.take_error();
       if (!*row) break;
-      DeliveryEvent e;
-      e.seq = q.Int(0);
-      e.at = q.Int(1);
-      e.stage = static_cast<DeliveryStatus>(q.Int(2));
-      e.attempt = static_cast<int>(q.Int(3));
-      e.provider = q.Text(4);
-      e.reason = q.Text(5);
-      e.delivery_id = DeliveryIdOf(q.Int(6));
-      e.notification_id = q.Text(7);
-      e.device_id = q.Text(8);
-      e.channel = ParseChannel(q.Text(9)).value_or(Channel::kEmail);
+      DeliveryEvent e = EventFromRow(q);
       e.external_id = q.Text(10);
       out.push_back(std::move(e));
     }
@@ -322,17 +333,7 @@ Result<Page<DeliveryEvent>> SqliteStore::ListUserEvents(std::string_view tenant_
         out.next_cursor = EncodeIdCursor(kEventCursor, out.items.back().seq);
         break;
       }
-      DeliveryEvent e;
-      e.seq = q.Int(0);
-      e.at = q.Int(1);
-      e.stage = static_cast<DeliveryStatus>(q.Int(2));
-      e.attempt = static_cast<int>(q.Int(3));
-      e.provider = q.Text(4);
-      e.reason = q.Text(5);
-      e.delivery_id = DeliveryIdOf(q.Int(6));
-      e.notification_id = q.Text(7);
-      e.device_id = q.Text(8);
-      e.channel = ParseChannel(q.Text(9)).value_or(Channel::kEmail);
+      DeliveryEvent e = EventFromRow(q);
       e.external_id = std::string(external_id);
       out.items.push_back(std::move(e));
     }
