@@ -72,6 +72,23 @@ HttpResponse GetOnce(uint16_t port, const std::string& target) {
   return c.Get(target);
 }
 
+// GET /v1/users/x until it is answered 503, for at most 5 s. The server's two I/O threads
+// accept in parallel, so a probe can overtake the last held connections and be admitted before
+// they are counted; and a held connection that arrived while the start-up's last health check
+// was still open was past the limit itself, and the server closed it after its short head
+// timeout: those are replaced.
+HttpResponse ProbeUntilRefused(uint16_t port, std::vector<std::unique_ptr<HttpConnection>>& held) {
+  HttpResponse r = GetOnce(port, "/v1/users/x");
+  for (int i = 0; i < 50 && r.status != 503; ++i) {
+    std::this_thread::sleep_for(100ms);
+    for (auto& h : held) {
+      if (h->WaitForClose(1ms)) h = std::move(HoldPartialConnections(port, 1).front());
+    }
+    r = GetOnce(port, "/v1/users/x");
+  }
+  return r;
+}
+
 class SmugglingTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -137,21 +154,8 @@ TEST(ConnectionCeilingTest, PastTheCeilingNewClientsGet503AndHealthChecksAreAnsw
   ASSERT_TRUE(server.Start()) << server.last_error();
   {
     auto held = HoldPartialConnections(server.port(), 40);
-    // The probe saw every new connection reset here, /healthz included, with no log. (The
-    // server's two I/O threads accept in parallel: a probe can overtake the last held
-    // connections and be admitted before they are counted. And a held connection that arrived
-    // while the start-up's last health check was still open was past the ceiling itself, and
-    // the server closed it after its short head timeout. So, for at most 5 s, the closed ones
-    // are replaced and the probe is repeated until the 40 held ones are counted.)
-    HttpResponse refused = GetOnce(server.port(), "/v1/users/x");
-    for (int i = 0; i < 50 && refused.status != 503; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      for (auto& h : held) {
-        if (!h->WaitForClose(std::chrono::milliseconds(1))) continue;
-        h = std::move(HoldPartialConnections(server.port(), 1).front());
-      }
-      refused = GetOnce(server.port(), "/v1/users/x");
-    }
+    // The probe saw every new connection reset here, /healthz included, with no log.
+    const HttpResponse refused = ProbeUntilRefused(server.port(), held);
     EXPECT_TRUE(IsError(refused, 503, "too_many_connections")) << refused.Describe();
     EXPECT_EQ(refused.Header("retry-after"), "1");
     EXPECT_EQ(GetOnce(server.port(), "/healthz").status, 200);
@@ -176,7 +180,7 @@ TEST(ConnectionCeilingTest, OneAddressCannotTakeEveryConnection) {
   HeraldProcess server(HeraldOptions{.args = {"--max-connections-per-client", "10"}});
   ASSERT_TRUE(server.Start()) << server.last_error();
   auto held = HoldPartialConnections(server.port(), 10);
-  const HttpResponse refused = GetOnce(server.port(), "/v1/users/x");
+  const HttpResponse refused = ProbeUntilRefused(server.port(), held);
   EXPECT_TRUE(IsError(refused, 503, "too_many_connections_from_client")) << refused.Describe();
   EXPECT_EQ(GetOnce(server.port(), "/healthz").status, 200) << "health checks are always answered";
   held.pop_back();
