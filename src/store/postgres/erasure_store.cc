@@ -27,6 +27,17 @@ crypto::Bytes SealKeys(const crypto::PiiCipher& tenant_cipher, const crypto::Era
   return tenant_cipher.Seal(AsText(keys.Serialize()), kErasureKeysContext);
 }
 
+// The inverse of SealKeys: DecryptFailed() when the row does not open or parse.
+Result<crypto::ErasureKeys> OpenKeys(const crypto::PiiCipher& tenant_cipher,
+                                     const crypto::Bytes& sealed) {
+  Result<std::string> opened = tenant_cipher.Open(sealed, kErasureKeysContext);
+  if (!opened.ok()) return DecryptFailed();
+  Result<crypto::ErasureKeys> keys =
+      crypto::ErasureKeys::Parse(crypto::Bytes(opened->begin(), opened->end()));
+  if (!keys.ok()) return DecryptFailed();
+  return keys;
+}
+
 }  // namespace
 
 crypto::Bytes SealNewErasureKeys(const crypto::PiiCipher& tenant_cipher, UnixMillis now) {
@@ -58,12 +69,7 @@ Result<crypto::ErasureKeys> PostgresStore::LoadErasureKeys(const TenantRef& tena
       },
       /*wait_for_standby=*/false);
   if (!s.ok()) return s.take_error();
-  Result<std::string> opened = tenant.cipher->Open(sealed, kErasureKeysContext);
-  if (!opened.ok()) return DecryptFailed();
-  Result<crypto::ErasureKeys> keys =
-      crypto::ErasureKeys::Parse(crypto::Bytes(opened->begin(), opened->end()));
-  if (!keys.ok()) return DecryptFailed();
-  return keys;
+  return OpenKeys(*tenant.cipher, sealed);
 }
 
 Result<std::shared_ptr<const crypto::PiiCipher>> PostgresStore::SealingCipher(
@@ -156,11 +162,8 @@ Result<int64_t> PostgresStore::ShredExpiredKeys(UnixMillis now) {
                            "FOR UPDATE",
                            k));
         if (row.empty() || row.Int(0, 1) >= target) return Status::Ok();  // done by another
-        Result<std::string> opened = tenant->cipher->Open(row.Blob(0, 0), kErasureKeysContext);
-        if (!opened.ok()) return DecryptFailed();
-        Result<crypto::ErasureKeys> keys =
-            crypto::ErasureKeys::Parse(crypto::Bytes(opened->begin(), opened->end()));
-        if (!keys.ok()) return DecryptFailed();
+        Result<crypto::ErasureKeys> keys = OpenKeys(*tenant->cipher, row.Blob(0, 0));
+        if (!keys.ok()) return keys.take_error();
         keys->DestroyBefore(static_cast<uint64_t>(target));
         Params w;
         w.Int(tenant->pk).Int(target).Blob(SealKeys(*tenant->cipher, *keys)).Int(now);
