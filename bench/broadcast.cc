@@ -183,6 +183,15 @@ void PrintPgTopStatements(const std::string& uri) {
                "round(mean_exec_time::numeric, 2), rows, "
                "left(regexp_replace(query, '\\s+', ' ', 'g'), 90) "
                "FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT 8");
+    PGresult* t = PQexec(conn,
+                         "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd FROM "
+                         "pg_stat_user_tables WHERE n_tup_upd > 0 ORDER BY relname");
+    std::printf("rows updated in place (HOT), by table:");
+    for (int i = 0; PQresultStatus(t) == PGRES_TUPLES_OK && i < PQntuples(t); ++i) {
+      std::printf(" %s %s of %s;", PQgetvalue(t, i, 0), PQgetvalue(t, i, 3), PQgetvalue(t, i, 2));
+    }
+    std::printf("\n");
+    PQclear(t);
     std::printf("server time by statement (pg_stat_statements): executing, planning\n");
     for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); ++i) {
       std::printf("  %7s + %6s ms %6s calls %6s ms/call %7s rows  %s\n", PQgetvalue(r, i, 1),
@@ -210,8 +219,9 @@ double Run(const std::string& kind, int users, int h2load_requests, bool null_pr
   if (kind == "postgres") {
     pgtest::PgTestServerOptions po;
     po.durable = true;  // fsync on, as a production server
-    po.settings = {"shared_preload_libraries=pg_stat_statements",
-                   "pg_stat_statements.track_planning=on"};
+    po.settings = {"shared_preload_libraries=pg_stat_statements,auto_explain",
+                   "pg_stat_statements.track_planning=on", "auto_explain.log_min_duration=25",
+                   "auto_explain.log_analyze=on", "auto_explain.log_buffers=on"};
     pg = std::make_unique<pgtest::PgTestServer>(po);
     if (!pg->Start()) {
       std::printf("cannot start PostgreSQL: %s\n", pg->last_error().c_str());
@@ -301,6 +311,8 @@ double Run(const std::string& kind, int users, int h2load_requests, bool null_pr
   n.deadline = n.accepted_at + 30 * 60'000;
   n.request_hash = "bench";
   const auto send_start = Clock::now();
+  const double cpu_start = bench::ProcessCpuSeconds();
+  const double server_cpu_start = pg ? bench::ProcessTreeCpuSeconds(pg->pid()) : 0;
   auto created = store->CreateNotification(n);
   if (!created.ok()) return 0;
   fanout.Submit(created->notification.id);
@@ -331,6 +343,8 @@ double Run(const std::string& kind, int users, int h2load_requests, bool null_pr
   fanout.Stop();
   (void)store->Flush();
   const double recorded = bench::Seconds(send_start);
+  const double cpu = bench::ProcessCpuSeconds() - cpu_start;
+  const double server_cpu = pg ? bench::ProcessTreeCpuSeconds(pg->pid()) - server_cpu_start : 0;
 
   auto final_n = store->GetNotification(tenant.id, created->notification.id);
   // Exact accept->provider latency: each sent delivery's update time minus the acceptance.
@@ -361,6 +375,13 @@ double Run(const std::string& kind, int users, int h2load_requests, bool null_pr
   std::printf("accept->provider latency: p50 %.3f s, p99 %.3f s, max %.3f s\n", percentile(0.5),
               percentile(0.99), percentile(1.0));
   std::printf("peak RSS: %ld MiB\n", bench::PeakRssMiB());
+  std::printf("CPU during the send: herald %.1f s (%.0f us a delivery)", cpu,
+              cpu * 1e6 / static_cast<double>(expected));
+  if (pg) {
+    std::printf(", database server %.1f s (%.0f us a delivery)", server_cpu,
+                server_cpu * 1e6 / static_cast<double>(expected));
+  }
+  std::printf("\n");
   std::printf("store: %lld transactions, %.1f writes each on average\n",
               static_cast<long long>(transactions.load()),
               static_cast<double>(writes.load()) / std::max<int64_t>(1, transactions.load()));
@@ -374,6 +395,11 @@ double Run(const std::string& kind, int users, int h2load_requests, bool null_pr
 
   client.reset();
   store.reset();
+  if (pg && std::getenv("BENCH_KEEP_LOG")) {
+    std::filesystem::copy_file(std::filesystem::path(pg->dir()) / "server.log",
+                               "/tmp/pg-bench-server.log",
+                               std::filesystem::copy_options::overwrite_existing);
+  }
   const std::map<std::string, int64_t> events =
       kind == "postgres" ? PgEventsByStage(pg_uri)
                          : StoredEventsByStage((dir / "herald.db").string());

@@ -257,6 +257,7 @@ void Dispatcher::OnOutcome(DeliveryJob job, int attempt, UnixMillis dispatched_a
     DeliveryUpdate u{job.delivery,          stage,  now, provider, attempt, std::move(reason),
                      std::move(message_id), disable};
     u.dispatched_at = std::exchange(dispatched_at, 0);
+    u.tenant = job.tenant;
     return u;
   };
   // Providers that failed before the last one answered: each hop of the failover is a step.
@@ -291,6 +292,7 @@ void Dispatcher::OnOutcome(DeliveryJob job, int attempt, UnixMillis dispatched_a
 }
 
 void Dispatcher::Finish(const DeliveryJob& job, DeliveryUpdate update) {
+  update.tenant = job.tenant;
   Record(std::move(update));
   queue_->Done(job);
 }

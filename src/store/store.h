@@ -95,6 +95,9 @@ struct DeliveryUpdate {
   // When set, the attempt's `dispatched` event (at this time) is written with this change: the
   // dispatcher records an attempt's start and its outcome in one write.
   UnixMillis dispatched_at = 0;
+  // The delivery's tenant (its row key), when the caller knows it: a store with tables
+  // partitioned by tenant then finds the row in one partition. 0: the store looks for it.
+  int64_t tenant = 0;
 };
 
 // What a delivery receipt did (Store::RecordReceipt).

@@ -4,8 +4,9 @@
 //
 // Round trips are what a remote database costs, so the hot paths are set-based: a fan-out page
 // inserts its deliveries, their queued events and the count in one statement, and a batch of
-// delivery updates (of any size) takes five statements: lock and read the rows, then update
-// them, append their events, move the counts and disable devices, each from arrays.
+// delivery updates (of any size) takes at most six statements: lock and read the rows, then
+// update them, move the counts, note receipt look-ups and disable devices, each from arrays,
+// and COPY the events.
 #include <algorithm>
 #include <atomic>
 #include <iterator>
@@ -74,38 +75,75 @@ std::string CountSlot(int offset) {
 // Applies state changes in order, as the SQLite store applies them one by one: each is checked
 // against the delivery's status as the changes before it left it (model/delivery_rules.h), and
 // the rows end as the last accepted change left them. Returns, per update, whether it applied.
-Result<std::vector<bool>> ApplyUpdates(Conn& c, const std::vector<DeliveryUpdate>& updates,
-                                       int slot) {
+Result<std::vector<bool>> ApplyUpdates(Conn& c, TenantPartitions& partitions,
+                                       const std::vector<DeliveryUpdate>& updates, int slot) {
   std::vector<bool> applied(updates.size(), false);
   if (updates.empty()) return applied;
-  std::vector<int64_t> keys;
+  // (row key, tenant), sorted by row key; tenant 0 where the caller did not know it.
+  std::vector<std::pair<int64_t, int64_t>> keys;
   keys.reserve(updates.size());
-  for (const DeliveryUpdate& u : updates) keys.push_back(u.delivery);
+  for (const DeliveryUpdate& u : updates) keys.emplace_back(u.delivery, u.tenant);
   std::sort(keys.begin(), keys.end());
-  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end(),
+                         [](const auto& a, const auto& b) { return a.first == b.first; }),
+             keys.end());
+  const bool tenants_known =
+      std::all_of(keys.begin(), keys.end(), [](const auto& k) { return k.second != 0; });
+  std::vector<int64_t> key_pks, key_tenants;
+  for (const auto& [pk, tenant] : keys) {
+    key_pks.push_back(pk);
+    key_tenants.push_back(tenant);
+  }
+  // The one partition every row is in (a batch is mostly one tenant's), named in the statements
+  // (partitions.h); -1 when they are in several or the tenants are not known.
+  int partition = -1;
+  if (tenants_known) {
+    for (const int64_t tenant : key_tenants) {
+      Result<int> p = partitions.Of(c, tenant);
+      if (!p.ok()) return p.take_error();
+      if (partition != -1 && *p != partition) {
+        partition = -1;
+        break;
+      }
+      partition = *p;
+    }
+  }
+  const std::string deliveries = PartitionTable("deliveries", partition);
+  const std::string events_table = PartitionTable("delivery_events", partition);
   Params q;
-  q.IntArray(keys);
+  q.IntArray(key_pks);
+  if (tenants_known) q.IntArray(key_tenants);
   // Locked in row-key order (the keys are sorted and each LATERAL probe locks its row), so two
-  // writers never wait on each other in a circle. A probe per key: `pk = ANY(array)` over the
-  // partitions was planned as a scan of every partition before the table had statistics, which
-  // made each batch cost more as the table grew.
-  PG_TRY(rows, c.Exec("SELECT d.pk, d.tenant_pk, d.notification_pk, d.status, d.attempts, "
-                      "d.provider, d.provider_message_id, d.user_pk, d.device_id "
-                      "FROM unnest($1::bigint[]) WITH ORDINALITY AS j(k, n) "
-                      "CROSS JOIN LATERAL (SELECT pk, tenant_pk, notification_pk, status, "
-                      "attempts, provider, provider_message_id, user_pk, device_id "
-                      "FROM deliveries WHERE pk = j.k FOR UPDATE) d ORDER BY j.n",
-                      q));
+  // writers never wait on each other in a circle. A probe per key, in the tenant's partition
+  // when the callers said which (the dispatcher, cancels and receipts do), else in each: `pk =
+  // ANY(array)` over the partitions was planned as a scan of every partition before the table
+  // had statistics, which made each batch cost more as the table grew.
+  PG_TRY(rows,
+         c.Exec(std::string("SELECT d.pk, d.tenant_pk, d.notification_pk, d.status, "
+                            "d.attempts, d.provider, d.provider_message_id, d.user_pk, "
+                            "d.device_id, d.channel, " +
+                            EventSeqBaseSql("0") + " FROM ") +
+                    (tenants_known ? "unnest($1::bigint[], $2::bigint[]) "
+                                     "WITH ORDINALITY AS j(k, tp, n) "
+                                   : "unnest($1::bigint[]) WITH ORDINALITY AS j(k, n) ") +
+                    "CROSS JOIN LATERAL (SELECT pk, tenant_pk, notification_pk, status, "
+                    "attempts, provider, provider_message_id, user_pk, device_id, channel "
+                    "FROM " +
+                    deliveries + " WHERE pk = j.k " +
+                    (tenants_known ? "AND tenant_pk = j.tp " : "") + "FOR UPDATE) d ORDER BY j.n",
+                q));
   struct Row {
     int64_t tenant = 0, notification = 0, status = 0, attempts = 0, user = 0;
     std::string provider, message_id, device;
-    bool has_message_id = false;
+    bool has_message_id = false, has_receipts = false, new_message_id = false;
     UnixMillis at = 0;
     std::string reason;
     bool changed = false, disable = false;
   };
   std::unordered_map<int64_t, Row> state;
   state.reserve(static_cast<size_t>(rows.size()));
+  // The number before this transaction's first event (each row carries it).
+  const int64_t seq_base = rows.empty() ? 0 : rows.Int(0, 10);
   for (int r = 0; r < rows.size(); ++r) {
     Row row;
     row.tenant = rows.Int(r, 1);
@@ -117,20 +155,27 @@ Result<std::vector<bool>> ApplyUpdates(Conn& c, const std::vector<DeliveryUpdate
     row.message_id = rows.Text(r, 6);
     row.user = rows.Int(r, 7);
     row.device = rows.Text(r, 8);
+    const std::string channel = rows.Text(r, 9);
+    row.has_receipts = channel == "email" || channel == "sms";
     state.emplace(rows.Int(r, 0), std::move(row));
   }
   // (notification, status) -> (delta, latest time)
   std::map<std::pair<int64_t, int64_t>, std::pair<int64_t, UnixMillis>> counts;
-  std::vector<std::string> e_tenant, e_delivery, e_at, e_stage, e_attempt, e_provider, e_reason;
+  // The events, numbered in order after those the transaction wrote before, as COPY input.
+  std::string events;
+  int64_t event_count = 0;
   auto event = [&](const Row& row, int64_t delivery, int64_t stage, UnixMillis at, int attempt,
                    const std::string& provider, const std::string& reason) {
-    e_tenant.push_back(std::to_string(row.tenant));
-    e_delivery.push_back(std::to_string(delivery));
-    e_at.push_back(std::to_string(at));
-    e_stage.push_back(std::to_string(stage));
-    e_attempt.push_back(std::to_string(attempt));
-    e_provider.push_back(provider);
-    e_reason.push_back(reason);
+    ++event_count;
+    for (const int64_t v : {row.tenant, delivery, seq_base + c.tx_events + event_count, at, stage,
+                            static_cast<int64_t>(attempt)}) {
+      events += std::to_string(v);
+      events += '\t';
+    }
+    AppendCopyText(events, provider);
+    events += '\t';
+    AppendCopyText(events, reason);
+    events += '\n';
   };
   for (size_t i = 0; i < updates.size(); ++i) {
     const DeliveryUpdate& u = updates[i];
@@ -149,6 +194,7 @@ Result<std::vector<bool>> ApplyUpdates(Conn& c, const std::vector<DeliveryUpdate
     if (!u.provider.empty()) row.provider = u.provider;
     row.reason = u.reason;
     if (!u.provider_message_id.empty()) {
+      row.new_message_id = row.new_message_id || row.message_id != u.provider_message_id;
       row.message_id = u.provider_message_id;
       row.has_message_id = true;
     }
@@ -164,8 +210,15 @@ Result<std::vector<bool>> ApplyUpdates(Conn& c, const std::vector<DeliveryUpdate
   }
   std::vector<std::string> d_tenant, d_pk, d_status, d_attempts, d_provider, d_reason, d_msg, d_at;
   std::vector<std::string> off_tenant, off_user, off_device;
+  std::vector<std::string> rc_tenant, rc_provider, rc_msg, rc_pk;
   for (const auto& [pk, row] : state) {
     if (!row.changed) continue;
+    if (row.new_message_id && row.has_receipts) {
+      rc_tenant.push_back(std::to_string(row.tenant));
+      rc_provider.push_back(row.provider);
+      rc_msg.push_back(row.message_id);
+      rc_pk.push_back(std::to_string(pk));
+    }
     d_tenant.push_back(std::to_string(row.tenant));
     d_pk.push_back(std::to_string(pk));
     d_status.push_back(std::to_string(row.status));
@@ -185,11 +238,12 @@ Result<std::vector<bool>> ApplyUpdates(Conn& c, const std::vector<DeliveryUpdate
   w.TextArray(d_tenant).TextArray(d_pk).TextArray(d_status).TextArray(d_attempts);
   w.TextArray(d_provider).TextArray(d_reason).TextArray(d_msg).TextArray(d_at);
   Result<Rows> updated = c.Exec(
-      "UPDATE deliveries d SET status = x.s::smallint, attempts = x.a::integer, provider = x.p, "
-      "reason = x.r, provider_message_id = NULLIF(x.m, ''), updated_at = x.t::bigint "
-      "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
-      "$7::text[], $8::text[]) AS x(tp, k, s, a, p, r, m, t) "
-      "WHERE d.tenant_pk = x.tp::bigint AND d.pk = x.k::bigint",
+      "UPDATE " + deliveries +
+          " d SET status = x.s::smallint, attempts = x.a::integer, provider = x.p, "
+          "reason = x.r, provider_message_id = NULLIF(x.m, ''), updated_at = x.t::bigint "
+          "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
+          "$7::text[], $8::text[]) AS x(tp, k, s, a, p, r, m, t) "
+          "WHERE d.tenant_pk = x.tp::bigint AND d.pk = x.k::bigint",
       w);
   if (!updated.ok()) return updated.take_error();
   std::vector<std::string> c_ntf, c_status, c_n, c_at;
@@ -223,26 +277,30 @@ Result<std::vector<bool>> ApplyUpdates(Conn& c, const std::vector<DeliveryUpdate
         o);
     if (!off.ok()) return off.take_error();
   }
-  if (c.tx_events + static_cast<int64_t>(e_tenant.size()) >= (int64_t{1} << kEventSeqShift)) {
+  if (!rc_pk.empty()) {  // how a receipt finds its delivery (RecordReceipt); the latest wins
+    Params r;
+    r.TextArray(rc_tenant).TextArray(rc_provider).TextArray(rc_msg).TextArray(rc_pk);
+    Result<Rows> noted = c.Exec(
+        "INSERT INTO delivery_receipts (tenant_pk, provider, message_id, delivery_pk) "
+        "SELECT tp::bigint, p, m, k::bigint FROM unnest($1::text[], $2::text[], $3::text[], "
+        "$4::text[]) AS x(tp, p, m, k) ORDER BY 1, 2, 3 "
+        "ON CONFLICT (tenant_pk, provider, message_id) DO UPDATE "
+        "SET delivery_pk = excluded.delivery_pk",
+        r);
+    if (!noted.ok()) return noted.take_error();
+  }
+  if (c.tx_events + event_count >= (int64_t{1} << kEventSeqShift)) {
     return MakeError(ErrorKind::kInternal, "too_many_events",
                      "One transaction would number more than 2^20 delivery events.");
   }
-  Params e;
-  e.TextArray(e_tenant).TextArray(e_delivery).TextArray(e_at).TextArray(e_stage);
-  e.TextArray(e_attempt).TextArray(e_provider).TextArray(e_reason).Int(c.tx_events);
-  PG_TRY(events,
-         c.Exec("WITH x AS (SELECT tp::bigint AS tp, k::bigint AS k, t::bigint AS t, "
-                "s::smallint AS s, a::integer AS a, p, r, n FROM unnest($1::text[], $2::text[], "
-                "$3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) WITH ORDINALITY "
-                "AS x(tp, k, t, s, a, p, r, n)), "
-                "b AS (SELECT " +
-                    EventSeqBaseSql("$8") +
-                    " AS base) "
-                    "INSERT INTO delivery_events (tenant_pk, delivery_pk, seq, at, stage, attempt, "
-                    "provider, reason) SELECT x.tp, x.k, b.base + x.n, x.t, x.s, x.a, x.p, x.r "
-                    "FROM x, b ORDER BY x.n",
-                e));
-  c.tx_events += events.Affected();
+  // COPY: the cheapest way in for rows the store has numbered itself (half the server's time of
+  // an INSERT from arrays).
+  Result<int64_t> copied = c.CopyIn("COPY " + events_table +
+                                        " (tenant_pk, delivery_pk, seq, at, stage, attempt, "
+                                        "provider, reason) FROM STDIN",
+                                    events);
+  if (!copied.ok()) return copied.take_error();
+  c.tx_events += *copied;
   return applied;
 }
 
@@ -599,12 +657,13 @@ Result<int64_t> PostgresStore::CancelNotification(std::string_view tenant_id,
           if (!IsCancellable(static_cast<DeliveryStatus>(open.Int(r, 1)))) continue;
           DeliveryUpdate u;
           u.delivery = open.Int(r, 0);
+          u.tenant = tenant->pk;
           u.stage = DeliveryStatus::kCancelled;
           u.at = now;
           u.reason = "cancelled_by_request";
           updates.push_back(std::move(u));
         }
-        Result<std::vector<bool>> applied = ApplyUpdates(c, updates, kOtherSlot);
+        Result<std::vector<bool>> applied = ApplyUpdates(c, partitions_, updates, kOtherSlot);
         if (!applied.ok()) return applied.take_error();
         n = static_cast<int64_t>(std::count(applied->begin(), applied->end(), true));
         more = open.size() == kChunk;
@@ -626,10 +685,16 @@ Result<std::vector<DeliveryJob>> PostgresStore::ListUnfinishedDeliveries(int64_t
   return NoThrow([&]() -> Result<std::vector<DeliveryJob>> {
     Params q;
     q.Int(after_delivery).Int(std::max(1, limit));
-    PG_TRY(rows, Read("SELECT d.pk, d.notification_pk, d.tenant_pk, d.deadline, d.channel, "
-                      "d.attempts, n.priority FROM deliveries d JOIN notifications n "
-                      "ON n.pk = d.notification_pk WHERE d.pk > $1 AND d.status IN (0, 1, 4) "
-                      "ORDER BY d.pk LIMIT $2",
+    // The open deliveries of the notifications that have some (their counts say so): no index
+    // holds the status, which keeps a status change a HOT update (schema.cc, version 3).
+    PG_TRY(rows, Read("WITH o AS (SELECT notification_pk FROM delivery_counts "
+                      "WHERE status IN (0, 1, 4) GROUP BY 1 HAVING sum(n) > 0) "
+                      "SELECT d.pk, d.notification_pk, d.tenant_pk, d.deadline, d.channel, "
+                      "d.attempts, n.priority FROM o JOIN notifications n ON n.pk = "
+                      "o.notification_pk CROSS JOIN LATERAL (SELECT pk, notification_pk, "
+                      "tenant_pk, deadline, channel, attempts FROM deliveries "
+                      "WHERE tenant_pk = n.tenant_pk AND notification_pk = n.pk AND pk > $1 "
+                      "AND status IN (0, 1, 4) ORDER BY pk LIMIT $2) d ORDER BY d.pk LIMIT $2",
                       q));
     std::vector<DeliveryJob> out;
     out.reserve(static_cast<size_t>(rows.size()));
@@ -686,28 +751,45 @@ Result<std::vector<DispatchTarget>> PostgresStore::LoadDispatchTargets(
     }
     Result<Pool::Lease> conn = pool_->Acquire();
     if (!conn.ok()) return conn.take_error();
+    // The partition every job is in, named in the statement (partitions.h), or -1.
+    int partition = -1;
+    for (const int64_t tenant : tenants) {
+      Result<int> p = partitions_.Of(**conn, tenant);
+      if (!p.ok()) return p.take_error();
+      if (partition != -1 && *p != partition) {
+        partition = -1;
+        break;
+      }
+      partition = *p;
+    }
     Params q;
     q.IntArray(tenants).IntArray(keys);
     // LATERAL look-ups: one index probe per job and table, whatever plan the server caches for
     // the prepared statement (a hash join over every delivery was once its choice).
-    PG_TRY(rows, (*conn)->Exec(
-                     "SELECT d.status, d.external_id, d.device_id, d.channel, t.id, "
-                     "d.notification_pk, (u.pk IS NOT NULL)::integer, "
-                     "COALESCE(u.opt_in, false)::integer, COALESCE(u.consent_from, 0), "
-                     "COALESCE(u.consent_until, 0), (v.id IS NOT NULL)::integer, "
-                     "COALESCE(v.disabled, false)::integer, v.address_sealed, d.pk "
-                     "FROM (SELECT DISTINCT tp, k FROM unnest($1::bigint[], $2::bigint[]) "
-                     "AS j(tp, k)) j "
-                     "CROSS JOIN LATERAL (SELECT * FROM deliveries WHERE tenant_pk = j.tp "
-                     "AND pk = j.k LIMIT 1) d "
-                     "JOIN tenants t ON t.pk = d.tenant_pk "
-                     "LEFT JOIN LATERAL (SELECT pk, opt_in, consent_from, consent_until FROM users "
-                     "WHERE tenant_pk = d.tenant_pk AND pk = d.user_pk "
-                     "AND external_id = d.external_id LIMIT 1) u ON true "
-                     "LEFT JOIN LATERAL (SELECT id, disabled, address_sealed FROM devices "
-                     "WHERE tenant_pk = d.tenant_pk AND user_pk = d.user_pk AND id = d.device_id "
-                     "LIMIT 1) v ON true ORDER BY d.pk",
-                     q));
+    PG_TRY(rows,
+           (*conn)->Exec(
+               "SELECT d.status, d.external_id, d.device_id, d.channel, t.id, "
+               "d.notification_pk, (u.pk IS NOT NULL)::integer, "
+               "COALESCE(u.opt_in, false)::integer, COALESCE(u.consent_from, 0), "
+               "COALESCE(u.consent_until, 0), (v.id IS NOT NULL)::integer, "
+               "COALESCE(v.disabled, false)::integer, v.address_sealed, d.pk "
+               "FROM (SELECT DISTINCT tp, k FROM unnest($1::bigint[], $2::bigint[]) "
+               "AS j(tp, k)) j "
+               "CROSS JOIN LATERAL (SELECT * FROM " +
+                   PartitionTable("deliveries", partition) +
+                   " WHERE tenant_pk = j.tp "
+                   "AND pk = j.k LIMIT 1) d "
+                   "JOIN tenants t ON t.pk = d.tenant_pk "
+                   "LEFT JOIN LATERAL (SELECT pk, opt_in, consent_from, consent_until "
+                   "FROM " +
+                   PartitionTable("users", partition) +
+                   " WHERE tenant_pk = d.tenant_pk AND pk = d.user_pk "
+                   "AND external_id = d.external_id LIMIT 1) u ON true "
+                   "LEFT JOIN LATERAL (SELECT id, disabled, address_sealed FROM " +
+                   PartitionTable("devices", partition) +
+                   " WHERE tenant_pk = d.tenant_pk AND user_pk = d.user_pk AND id = d.device_id "
+                   "LIMIT 1) v ON true ORDER BY d.pk",
+               q));
     out.reserve(static_cast<size_t>(rows.size()));
     for (int r = 0; r < rows.size(); ++r) {
       DispatchTarget t;
@@ -794,12 +876,12 @@ void PostgresStore::RecordDeliveryUpdates(std::vector<DeliveryUpdate> updates,
     if (batch == nullptr) continue;  // joins the batch a writer transaction has yet to begin
     const int slot = kWriterSlot + static_cast<int>(i);
     lane.writer->Post(
-        [&lane, batch, slot](Conn& c) -> Status {
+        [this, &lane, batch, slot](Conn& c) -> Status {
           {  // closed to new updates from here on (a retry of this work finds it closed)
             std::lock_guard lock(lane.mu);
             if (lane.open == batch) lane.open = nullptr;
           }
-          Result<std::vector<bool>> applied = ApplyUpdates(c, batch->updates, slot);
+          Result<std::vector<bool>> applied = ApplyUpdates(c, partitions_, batch->updates, slot);
           return applied.ok() ? Status::Ok() : Status(applied.take_error());
         },
         [&lane, batch](const Status&) {
@@ -813,6 +895,13 @@ void PostgresStore::RecordDeliveryUpdates(std::vector<DeliveryUpdate> updates,
   }
 }
 
+Result<int> PostgresStore::PartitionOf(int64_t tenant_pk) {
+  if (std::optional<int> known = partitions_.Known(tenant_pk)) return *known;
+  Result<Pool::Lease> conn = pool_->Acquire();
+  if (!conn.ok()) return conn.take_error();
+  return partitions_.Of(**conn, tenant_pk);
+}
+
 Result<Page<Delivery>> PostgresStore::ListDeliveries(std::string_view tenant_id,
                                                      std::string_view notification_id,
                                                      std::optional<DeliveryStatus> status,
@@ -823,10 +912,16 @@ Result<Page<Delivery>> PostgresStore::ListDeliveries(std::string_view tenant_id,
     Result<int64_t> after = DecodeIdCursor(kDeliveryCursor, page.cursor);
     if (!after.ok()) return after.take_error();
     const int limit = ClampLimit(page.limit);
+    Result<int> partition = PartitionOf(tenant->pk);
+    if (!partition.ok()) return partition.take_error();
     Params q;
     q.Int(tenant->pk).Text(notification_id).Int(*after).Int(limit + 1);
     q.Int(status ? static_cast<int64_t>(*status) : -1);
     // The notification's row comes first (kind 0), so an unknown id is told from no deliveries.
+    // The deliveries are read in the order of their notification index, in the tenant's
+    // partition, with no condition on the tenant (the notification is the tenant's): with one,
+    // the planner once combined the notification index with the tenant's whole external-id
+    // index and sorted what matched (50 ms a page of 1,000).
     PG_TRY(rows,
            Read("WITH n AS (SELECT pk FROM notifications WHERE tenant_pk = $1 AND id = $2) "
                 "SELECT * FROM (SELECT 0 AS kind, 0::bigint AS pk, '' AS a, '' AS b, '' AS c, "
@@ -834,9 +929,11 @@ Result<Page<Delivery>> PostgresStore::ListDeliveries(std::string_view tenant_id,
                 "0::bigint AS dl, 0::bigint AS up FROM n "
                 "UNION ALL (SELECT 1, d.pk, d.external_id, d.device_id, d.channel, d.status, "
                 "d.attempts, d.provider, d.provider_message_id, d.reason, d.deadline, "
-                "d.updated_at FROM n JOIN deliveries d ON d.tenant_pk = $1 "
-                "AND d.notification_pk = n.pk WHERE d.pk > $3 AND ($5 < 0 OR d.status = $5) "
-                "ORDER BY d.pk LIMIT $4)) x ORDER BY kind, pk",
+                "d.updated_at FROM " +
+                    PartitionTable("deliveries", *partition) +
+                    " d WHERE d.notification_pk = (SELECT pk FROM n) AND d.pk > $3 "
+                    "AND ($5 < 0 OR d.status = $5) "
+                    "ORDER BY d.notification_pk, d.pk LIMIT $4)) x ORDER BY kind, pk",
                 q));
     if (rows.empty() || rows.Int(0, 0) != 0) return NotificationNotFound();
     Page<Delivery> out;
@@ -943,9 +1040,11 @@ Result<ReceiptOutcome> PostgresStore::RecordReceipt(std::string_view tenant_id,
     Status written = Txn([&](Conn& c) -> Status {
       Params q;
       q.Int(tenant->pk).Text(provider).Text(provider_message_id);
-      PG_TRY(row, c.Exec("SELECT pk, status FROM deliveries WHERE tenant_pk = $1 AND "
-                         "provider = $2 AND provider_message_id = $3 "
-                         "AND channel IN ('email', 'sms') FOR UPDATE",
+      PG_TRY(row, c.Exec("SELECT d.pk, d.status FROM delivery_receipts r JOIN deliveries d "
+                         "ON d.tenant_pk = r.tenant_pk AND d.pk = r.delivery_pk "
+                         "WHERE r.tenant_pk = $1 AND r.provider = $2 AND r.message_id = $3 "
+                         "AND d.provider = $2 AND d.provider_message_id = $3 "
+                         "AND d.channel IN ('email', 'sms') FOR UPDATE OF d",
                          q));
       if (row.empty()) {
         return MakeError(ErrorKind::kNotFound, "delivery_not_found",
@@ -959,11 +1058,12 @@ Result<ReceiptOutcome> PostgresStore::RecordReceipt(std::string_view tenant_id,
       outcome = ReceiptOutcome::kApplied;
       DeliveryUpdate u;
       u.delivery = row.Int(0, 0);
+      u.tenant = tenant->pk;
       u.stage = stage;
       u.at = Now();
       u.provider = std::string(provider);
       u.reason = std::string(reason);
-      Result<std::vector<bool>> applied = ApplyUpdates(c, {u}, kOtherSlot);
+      Result<std::vector<bool>> applied = ApplyUpdates(c, partitions_, {u}, kOtherSlot);
       return applied.ok() ? Status::Ok() : Status(applied.take_error());
     });
     if (!written.ok()) return written.take_error();

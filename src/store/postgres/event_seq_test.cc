@@ -11,19 +11,13 @@
 #include <thread>
 
 #include "store/postgres/postgres_store.h"
+#include "store/postgres/test_sql.h"
 #include "testing/pg_test_server.h"
 
 namespace herald {
 namespace {
 
-bool RunSql(PGconn* conn, const std::string& sql, std::string* value = nullptr) {
-  PGresult* r = PQexec(conn, sql.c_str());
-  const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
-  if (!ok) ADD_FAILURE() << sql << ": " << PQerrorMessage(conn);
-  if (ok && value != nullptr && PQntuples(r) > 0) *value = PQgetvalue(r, 0, 0);
-  PQclear(r);
-  return ok;
-}
+using pgtest::RunSql;
 
 TEST(PostgresEventSeqTest, NoHigherNumberIsListedWhileALowerOneMayStillCommit) {
   ASSERT_TRUE(crypto::InitCrypto());

@@ -18,6 +18,7 @@
 
 #include "crypto/erasure_keys.h"
 #include "store/no_throw.h"
+#include "store/postgres/partitions.h"
 #include "store/postgres/pg.h"
 #include "store/postgres/pool.h"
 #include "store/postgres/postgres_store.h"
@@ -124,6 +125,8 @@ class PostgresStore final : public Store {
   }
   // Runs a read-only statement on a pooled connection (no transaction).
   Result<Rows> Read(std::string_view sql, const Params& params);
+  // The partition of a tenant's rows (partitions.h), asked on a pooled connection the first time.
+  Result<int> PartitionOf(int64_t tenant_pk);
 
   // Users' PII is sealed with the key of the minute their consent ends (erasure_store.cc,
   // crypto/erasure_keys.h); blind indexes stay under the tenant's cipher.
@@ -158,6 +161,7 @@ class PostgresStore final : public Store {
   std::unique_ptr<Pool> pool_;
   std::unique_ptr<Pool> keys_pool_;  // LoadErasureKeys only (see OpenPostgresStore)
   TenantKeys tenants_;
+  TenantPartitions partitions_;
   std::vector<std::unique_ptr<UpdateLane>>
       lanes_;  // the writers: stopped first, drain their queues
   std::function<void(UnixMillis)> consent_listener_;

@@ -1,5 +1,6 @@
 #include "store/postgres/schema.h"
 
+#include <initializer_list>
 #include <iterator>
 #include <string>
 
@@ -208,19 +209,47 @@ CREATE TABLE erasure_keys (
 );
 ALTER TABLE erasure_keys ALTER COLUMN sealed SET STORAGE PLAIN;
 )sql",
+    // ---- version 3 ----
+    // A delivery's status change is a HOT update: no index of deliveries holds a column the
+    // dispatcher changes (a partial index on status, or the provider's message id, made every
+    // change write a new entry into each of the table's indexes). Receipts find their delivery
+    // through delivery_receipts, written only for the channels that have receipts; the restart
+    // sweep walks the deliveries of the notifications that delivery_counts says are open. The
+    // partitions of deliveries keep room for an updated row on its own page (fillfactor), and
+    // the new table's partitions and back-fill follow (kVersion3Tail).
+    R"sql(
+DROP INDEX deliveries_open;
+DROP INDEX deliveries_receipt;
+CREATE TABLE delivery_receipts (
+  tenant_pk bigint NOT NULL,
+  provider text NOT NULL,
+  message_id text NOT NULL,
+  delivery_pk bigint NOT NULL,
+  PRIMARY KEY (tenant_pk, provider, message_id)
+) PARTITION BY HASH (tenant_pk);
+)sql",
 };
 
+// After version 3's tables: their partitions exist, so the back-fill can run.
+constexpr const char* kVersion3Tail = R"sql(
+INSERT INTO delivery_receipts (tenant_pk, provider, message_id, delivery_pk)
+  SELECT tenant_pk, provider, provider_message_id, max(pk) FROM deliveries
+  WHERE provider_message_id IS NOT NULL AND channel IN ('email', 'sms')
+  GROUP BY 1, 2, 3;
+)sql";
+
 constexpr int kVersions = static_cast<int>(std::size(kMigrations));
-constexpr const char* kPartitioned[] = {"users", "devices", "memberships", "deliveries",
-                                        "delivery_events"};
 
 constexpr std::string_view kMasterCheckKey = "master_key_check";
 constexpr std::string_view kMasterCheckContext = "herald:master-key-check";
 
-// The partitions of the tables version 1 creates.
-std::string PartitionsSql() {
+// Room left in each page of deliveries for the next version of its rows (a HOT update).
+constexpr int kDeliveriesFillFactor = 50;
+
+// The partitions of `tables`.
+std::string PartitionsSql(std::initializer_list<const char*> tables) {
   std::string out;
-  for (const char* table : kPartitioned) {
+  for (const char* table : tables) {
     for (int i = 0; i < kPartitions; ++i) {
       out += "CREATE TABLE " + std::string(table) + "_p" + std::to_string(i) + " PARTITION OF " +
              table + " FOR VALUES WITH (MODULUS " + std::to_string(kPartitions) + ", REMAINDER " +
@@ -262,7 +291,18 @@ Status Migrate(Conn& conn) {
     }
     for (int64_t v = version; v < kVersions; ++v) {
       s = conn.Script(kMigrations[v]);
-      if (s.ok() && v == 0) s = conn.Script(PartitionsSql());
+      if (s.ok() && v == 0) {
+        s = conn.Script(
+            PartitionsSql({"users", "devices", "memberships", "deliveries", "delivery_events"}));
+      }
+      if (s.ok() && v == 2) {
+        std::string tail = PartitionsSql({"delivery_receipts"}) + kVersion3Tail;
+        for (int i = 0; i < kPartitions; ++i) {
+          tail += "ALTER TABLE deliveries_p" + std::to_string(i) +
+                  " SET (fillfactor = " + std::to_string(kDeliveriesFillFactor) + ");\n";
+        }
+        s = conn.Script(tail);
+      }
       if (!s.ok()) return s;
     }
     if (version == kVersions) return Status::Ok();

@@ -1,0 +1,129 @@
+// Schema version 3 on a database of version 2: the receipt look-up moves from an index on
+// deliveries to delivery_receipts (back-filled), the restart sweep finds the open deliveries
+// without the partial index on status, and the deliveries' partitions leave room for HOT
+// updates. The version-2 database is made from a current one by undoing version 3 (the tables
+// are otherwise the same), so the test needs no old binary.
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+
+#include <string>
+
+#include "store/postgres/postgres_store.h"
+#include "store/postgres/test_sql.h"
+#include "testing/pg_test_server.h"
+
+namespace herald {
+namespace {
+
+using pgtest::RunSql;
+
+TEST(PostgresSchemaTest, VersionTwoUpgradesKeepingReceiptsAndOpenDeliveriesFindable) {
+  ASSERT_TRUE(crypto::InitCrypto());
+  pgtest::PgTestServer* pg = pgtest::PgTestServer::Shared();
+  ASSERT_NE(pg, nullptr);
+  PostgresStoreOptions options;
+  options.uri = pg->FreshSchemaUri("schema_upgrade");
+  options.master_key = crypto::RandomKey();
+  std::string tenant_id, notification_id;
+  int64_t email_delivery = 0, ios_delivery = 0;
+  {
+    Result<std::unique_ptr<Store>> opened = OpenPostgresStore(options);
+    ASSERT_TRUE(opened.ok()) << opened.error().message;
+    Store& store = **opened;
+    Tenant t;
+    t.name = "Upgrade";
+    Result<Tenant> tenant = store.CreateTenant(t);
+    ASSERT_TRUE(tenant.ok());
+    tenant_id = tenant->id;
+    User u;
+    u.tenant_id = tenant_id;
+    u.external_id = "u";
+    u.consent_from = NowMillis() - 1000;
+    u.consent_until = NowMillis() + 86'400'000;
+    u.devices = {Device{"", Channel::kEmail, "u@example.com"},
+                 Device{"", Channel::kIos, std::string(64, 'a')}};
+    u.groups = {"g"};
+    ASSERT_TRUE(store.PutUser(u, std::nullopt).ok());
+    Notification n;
+    n.tenant_id = tenant_id;
+    n.title = "T";
+    n.body = "B";
+    n.to_groups = {"g"};
+    n.accepted_at = NowMillis();
+    n.deadline = n.accepted_at + 600'000;
+    n.request_hash = "h";
+    Result<CreatedNotification> created = store.CreateNotification(n);
+    ASSERT_TRUE(created.ok());
+    notification_id = created->notification.id;
+    Result<FanoutPage> page = store.FanOutPage(notification_id, 100);
+    ASSERT_TRUE(page.ok());
+    ASSERT_EQ(page->jobs.size(), 2u);
+    for (const DeliveryJob& job : page->jobs) {
+      (job.channel == Channel::kEmail ? email_delivery : ios_delivery) = job.delivery;
+    }
+    DeliveryUpdate sent;
+    sent.delivery = email_delivery;  // no tenant: the store finds the row itself
+    sent.stage = DeliveryStatus::kSent;
+    sent.at = NowMillis();
+    sent.provider = "smtp";
+    sent.attempt = 1;
+    sent.provider_message_id = "msg-1";
+    sent.dispatched_at = sent.at;
+    store.RecordDeliveryUpdates({sent}, nullptr);
+    ASSERT_TRUE(store.Flush().ok());
+  }
+  PGconn* conn = PQconnectdb(options.uri.c_str());
+  ASSERT_EQ(PQstatus(conn), CONNECTION_OK) << PQerrorMessage(conn);
+  // Back to version 2.
+  ASSERT_TRUE(RunSql(conn,
+                     "DROP TABLE delivery_receipts; "
+                     "CREATE INDEX deliveries_receipt ON deliveries (tenant_pk, provider, "
+                     "provider_message_id) WHERE provider_message_id IS NOT NULL; "
+                     "CREATE INDEX deliveries_open ON deliveries (pk) WHERE status IN (0, 1, 4); "
+                     "UPDATE schema_version SET version = 2"));
+  for (int i = 0; i < 8; ++i) {
+    ASSERT_TRUE(
+        RunSql(conn, "ALTER TABLE deliveries_p" + std::to_string(i) + " RESET (fillfactor)"));
+  }
+
+  Result<std::unique_ptr<Store>> reopened = OpenPostgresStore(options);
+  ASSERT_TRUE(reopened.ok()) << reopened.error().message;
+  Store& store = **reopened;
+  std::string version, receipts, fillfactors, old_indexes;
+  ASSERT_TRUE(RunSql(conn, "SELECT version FROM schema_version", &version));
+  EXPECT_EQ(version, "3");
+  ASSERT_TRUE(RunSql(conn, "SELECT count(*) FROM delivery_receipts", &receipts));
+  EXPECT_EQ(receipts, "1");
+  ASSERT_TRUE(RunSql(conn,
+                     "SELECT count(*) FROM pg_class WHERE relname LIKE 'deliveries\\_p%' "
+                     "AND relkind = 'r' AND 'fillfactor=50' = ANY(reloptions)",
+                     &fillfactors));
+  EXPECT_EQ(fillfactors, "8");
+  ASSERT_TRUE(RunSql(conn,
+                     "SELECT count(*) FROM pg_indexes WHERE indexname IN ('deliveries_open', "
+                     "'deliveries_receipt')",
+                     &old_indexes));
+  EXPECT_EQ(old_indexes, "0");
+  PQfinish(conn);
+
+  // The receipt finds the back-filled row; an unknown message id finds nothing.
+  Result<ReceiptOutcome> receipt =
+      store.RecordReceipt(tenant_id, "smtp", "msg-1", DeliveryStatus::kDelivered, "");
+  ASSERT_TRUE(receipt.ok()) << receipt.error().message;
+  EXPECT_EQ(*receipt, ReceiptOutcome::kApplied);
+  Result<ReceiptOutcome> unknown =
+      store.RecordReceipt(tenant_id, "smtp", "msg-2", DeliveryStatus::kDelivered, "");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().code, "delivery_not_found");
+  // The sweep finds the open delivery, and only it.
+  Result<std::vector<DeliveryJob>> open = store.ListUnfinishedDeliveries(0, 100);
+  ASSERT_TRUE(open.ok()) << open.error().message;
+  ASSERT_EQ(open->size(), 1u);
+  EXPECT_EQ(open->front().delivery, ios_delivery);
+  Result<std::vector<DeliveryJob>> after = store.ListUnfinishedDeliveries(ios_delivery, 100);
+  ASSERT_TRUE(after.ok());
+  EXPECT_TRUE(after->empty());
+}
+
+}  // namespace
+}  // namespace herald
