@@ -11,6 +11,7 @@
 #include <atomic>
 #include <iterator>
 #include <map>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 
@@ -210,14 +211,14 @@ Result<std::vector<bool>> ApplyUpdates(Conn& c, TenantPartitions& partitions,
   }
   std::vector<std::string> d_tenant, d_pk, d_status, d_attempts, d_provider, d_reason, d_msg, d_at;
   std::vector<std::string> off_tenant, off_user, off_device;
-  std::vector<std::string> rc_tenant, rc_provider, rc_msg, rc_pk;
+  // (tenant, provider, message id) -> delivery: one row each, or the INSERT's ON CONFLICT would
+  // refuse the batch when a provider gave two deliveries the same id (the latest delivery wins).
+  std::map<std::tuple<int64_t, std::string, std::string>, int64_t> receipts;
   for (const auto& [pk, row] : state) {
     if (!row.changed) continue;
     if (row.new_message_id && row.has_receipts) {
-      rc_tenant.push_back(std::to_string(row.tenant));
-      rc_provider.push_back(row.provider);
-      rc_msg.push_back(row.message_id);
-      rc_pk.push_back(std::to_string(pk));
+      int64_t& to = receipts[{row.tenant, row.provider, row.message_id}];
+      to = std::max(to, pk);
     }
     d_tenant.push_back(std::to_string(row.tenant));
     d_pk.push_back(std::to_string(pk));
@@ -277,13 +278,20 @@ Result<std::vector<bool>> ApplyUpdates(Conn& c, TenantPartitions& partitions,
         o);
     if (!off.ok()) return off.take_error();
   }
-  if (!rc_pk.empty()) {  // how a receipt finds its delivery (RecordReceipt); the latest wins
+  if (!receipts.empty()) {  // how a receipt finds its delivery (RecordReceipt)
+    std::vector<std::string> rc_tenant, rc_provider, rc_msg, rc_pk;
+    for (const auto& [key, pk] : receipts) {
+      rc_tenant.push_back(std::to_string(std::get<0>(key)));
+      rc_provider.push_back(std::get<1>(key));
+      rc_msg.push_back(std::get<2>(key));
+      rc_pk.push_back(std::to_string(pk));
+    }
     Params r;
     r.TextArray(rc_tenant).TextArray(rc_provider).TextArray(rc_msg).TextArray(rc_pk);
     Result<Rows> noted = c.Exec(
         "INSERT INTO delivery_receipts (tenant_pk, provider, message_id, delivery_pk) "
         "SELECT tp::bigint, p, m, k::bigint FROM unnest($1::text[], $2::text[], $3::text[], "
-        "$4::text[]) AS x(tp, p, m, k) ORDER BY 1, 2, 3 "
+        "$4::text[]) AS x(tp, p, m, k) "
         "ON CONFLICT (tenant_pk, provider, message_id) DO UPDATE "
         "SET delivery_pk = excluded.delivery_pk",
         r);

@@ -127,3 +127,76 @@ TEST(PostgresSchemaTest, VersionTwoUpgradesKeepingReceiptsAndOpenDeliveriesFinda
 
 }  // namespace
 }  // namespace herald
+
+namespace herald {
+namespace {
+
+// A provider that gives two deliveries of one batch the same message id: the batch is written
+// (not refused by the receipt table's key), and a receipt for the id finds the later delivery.
+TEST(PostgresSchemaTest, TwoDeliveriesWithOneMessageIdInABatchAreBothRecorded) {
+  ASSERT_TRUE(crypto::InitCrypto());
+  pgtest::PgTestServer* pg = pgtest::PgTestServer::Shared();
+  ASSERT_NE(pg, nullptr);
+  PostgresStoreOptions options;
+  options.uri = pg->FreshSchemaUri("receipt_dup");
+  options.master_key = crypto::RandomKey();
+  Result<std::unique_ptr<Store>> opened = OpenPostgresStore(options);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  Store& store = **opened;
+  Tenant t;
+  t.name = "Dup";
+  Result<Tenant> tenant = store.CreateTenant(t);
+  ASSERT_TRUE(tenant.ok());
+  User u;
+  u.tenant_id = tenant->id;
+  u.external_id = "u";
+  u.consent_from = NowMillis() - 1000;
+  u.consent_until = NowMillis() + 86'400'000;
+  u.devices = {Device{"", Channel::kEmail, "a@example.com"},
+               Device{"", Channel::kEmail, "b@example.com"}};
+  u.groups = {"g"};
+  ASSERT_TRUE(store.PutUser(u, std::nullopt).ok());
+  Notification n;
+  n.tenant_id = tenant->id;
+  n.title = "T";
+  n.body = "B";
+  n.to_groups = {"g"};
+  n.accepted_at = NowMillis();
+  n.deadline = n.accepted_at + 600'000;
+  n.request_hash = "h";
+  Result<CreatedNotification> created = store.CreateNotification(n);
+  ASSERT_TRUE(created.ok());
+  Result<FanoutPage> page = store.FanOutPage(created->notification.id, 100);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->jobs.size(), 2u);
+  std::vector<DeliveryUpdate> updates;
+  for (const DeliveryJob& job : page->jobs) {
+    DeliveryUpdate sent;
+    sent.delivery = job.delivery;
+    sent.tenant = job.tenant;
+    sent.stage = DeliveryStatus::kSent;
+    sent.at = NowMillis();
+    sent.provider = "smtp";
+    sent.attempt = 1;
+    sent.provider_message_id = "same-id";
+    updates.push_back(sent);
+  }
+  store.RecordDeliveryUpdates(updates, nullptr);
+  ASSERT_TRUE(store.Flush().ok());
+  Result<Notification> after = store.GetNotification(tenant->id, created->notification.id);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->counts[static_cast<size_t>(DeliveryStatus::kSent)], 2);
+  Result<ReceiptOutcome> receipt =
+      store.RecordReceipt(tenant->id, "smtp", "same-id", DeliveryStatus::kDelivered, "");
+  ASSERT_TRUE(receipt.ok()) << receipt.error().message;
+  EXPECT_EQ(*receipt, ReceiptOutcome::kApplied);
+  const int64_t later = std::max(page->jobs[0].delivery, page->jobs[1].delivery);
+  Result<Page<Delivery>> delivered = store.ListDeliveries(
+      tenant->id, created->notification.id, DeliveryStatus::kDelivered, PageRequest{"", 10});
+  ASSERT_TRUE(delivered.ok());
+  ASSERT_EQ(delivered->items.size(), 1u);
+  EXPECT_EQ(delivered->items[0].id, DeliveryIdOf(later));
+}
+
+}  // namespace
+}  // namespace herald
