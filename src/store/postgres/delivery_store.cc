@@ -212,7 +212,8 @@ Result<std::vector<bool>> ApplyUpdates(Conn& c, TenantPartitions& partitions,
   std::vector<std::string> d_tenant, d_pk, d_status, d_attempts, d_provider, d_reason, d_msg, d_at;
   std::vector<std::string> off_tenant, off_user, off_device;
   // (tenant, provider, message id) -> delivery: one row each, or the INSERT's ON CONFLICT would
-  // refuse the batch when a provider gave two deliveries the same id (the latest delivery wins).
+  // refuse the batch when a provider gave two deliveries the same id. The latest delivery wins,
+  // here and against a row an earlier batch wrote, as in the SQLite store.
   std::map<std::tuple<int64_t, std::string, std::string>, int64_t> receipts;
   for (const auto& [pk, row] : state) {
     if (!row.changed) continue;
@@ -293,7 +294,7 @@ Result<std::vector<bool>> ApplyUpdates(Conn& c, TenantPartitions& partitions,
         "SELECT tp::bigint, p, m, k::bigint FROM unnest($1::text[], $2::text[], $3::text[], "
         "$4::text[]) AS x(tp, p, m, k) "
         "ON CONFLICT (tenant_pk, provider, message_id) DO UPDATE "
-        "SET delivery_pk = excluded.delivery_pk",
+        "SET delivery_pk = GREATEST(delivery_receipts.delivery_pk, excluded.delivery_pk)",
         r);
     if (!noted.ok()) return noted.take_error();
   }

@@ -132,7 +132,8 @@ namespace herald {
 namespace {
 
 // A provider that gives two deliveries of one batch the same message id: the batch is written
-// (not refused by the receipt table's key), and a receipt for the id finds the later delivery.
+// (not refused by the receipt table's key), and a receipt for the id finds the later delivery,
+// whether the writer put the two in one transaction or in two.
 TEST(PostgresSchemaTest, TwoDeliveriesWithOneMessageIdInABatchAreBothRecorded) {
   ASSERT_TRUE(crypto::InitCrypto());
   pgtest::PgTestServer* pg = pgtest::PgTestServer::Shared();

@@ -357,7 +357,7 @@ Result<ReceiptOutcome> SqliteStore::RecordReceipt(std::string_view tenant_id,
         Stmt q = c.Prepare(
             "SELECT pk, status FROM deliveries WHERE provider = ?1 AND provider_message_id = ?2 "
             "AND provider_message_id IS NOT NULL AND channel IN ('email', 'sms') "
-            "AND tenant_pk = ?3");
+            "AND tenant_pk = ?3 ORDER BY pk DESC LIMIT 1");  // the latest, as in PostgreSQL
         q.Bind(1, provider).Bind(2, provider_message_id).Bind(3, tenant->pk);
         Result<bool> row = q.Next();
         if (!row.ok()) return row.take_error();
