@@ -333,7 +333,7 @@ double Run(const std::string& kind, int users, int h2load_requests, bool null_pr
       next_report += std::chrono::seconds(1);
       std::printf("  %5.1f s: %lld of %lld terminal; queued %zu, in flight %zu (limit %zu)\n",
                   bench::Seconds(send_start), static_cast<long long>(terminal()),
-                  static_cast<long long>(expected), queue->queued(), dispatcher.in_flight(),
+                  static_cast<long long>(expected), queue->Stats().queued, dispatcher.in_flight(),
                   dispatcher.in_flight_limit());
       std::fflush(stdout);
     }

@@ -251,7 +251,12 @@ int RunServe(const ServeOptions& options) {
   }
   ProviderDirectory directory(store->get(), http_client.get(), &timers, directory_options);
   std::unique_ptr<Queue> queue = MakeLocalQueue({});  // the dispatcher sets its limits
-  if (auto n = RequeueUnfinished(store->get(), queue.get()); !n.ok()) {
+  Store* sweep_store = store->get();
+  if (auto n = RebuildLocalQueue(*queue,
+                                 [sweep_store](int64_t after, int limit) {
+                                   return sweep_store->ListUnfinishedDeliveries(after, limit);
+                                 });
+      !n.ok()) {
     std::fprintf(stderr, "herald: cannot read unfinished deliveries: %s\n",
                  n.error().message.c_str());
     reaper.Stop();

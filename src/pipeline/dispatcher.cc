@@ -83,7 +83,16 @@ Dispatcher::Dispatcher(Store* store, Queue* queue, ProviderDirectory* providers,
                                      "The adaptive limit on provider sends in flight")),
       limit_(ConcurrencyLimitOptions{.initial = std::min<size_t>(64, options.max_in_flight),
                                      .min = options.min_in_flight,
-                                     .max = options.max_in_flight}) {
+                                     .max = options.max_in_flight}),
+      take_failures_(metrics->GetCounter("herald_queue_errors_total",
+                                         "Queue calls that failed, by operation",
+                                         {{"op", "take"}})),
+      settle_failures_(metrics->GetCounter("herald_queue_errors_total",
+                                           "Queue calls that failed, by operation",
+                                           {{"op", "settle"}})),
+      store_failures_(metrics->GetCounter(
+          "herald_dispatch_unrecorded_outcomes_total",
+          "Write batches of outcomes the store gave up on (their jobs were sent again)")) {
   for (DeliveryStatus s : kAllDeliveryStatuses) {
     stage_counters_[static_cast<size_t>(s)] = &metrics_->GetCounter(
         "herald_delivery_events_total", "Delivery state changes recorded, by stage",
@@ -116,14 +125,26 @@ void Dispatcher::Stop(std::chrono::milliseconds grace) {
 void Dispatcher::Run() {
   pthread_setname_np(pthread_self(), "dispatcher");
   while (!stopping_) {
-    const size_t queued = queue_->queued();  // read once a round: it takes the queue's lock
+    const size_t queued = queue_->Stats().queued;  // once a round: it takes the queue's lock
+    ExtendHeldLeases();
     const size_t limit = LimitFor(queued);
     limit_gauge_.Set(static_cast<int64_t>(limit));
-    // Fairness: no tenant takes more than its share (told to the queue only when it moves).
-    if (options_.tenant_share > 0 && applied_limit_.exchange(limit) != limit) {
+    // Outcomes the store has not committed yet are what a crash would send twice: take no more
+    // work while too many of them wait for the writer. "Too many" is a small share of the work
+    // waiting (0.25%, at least 32): a big send may risk a few hundred duplicates for throughput,
+    // a small one only a few dozen.
+    const size_t max_unrecorded =
+        std::clamp<size_t>(queued / kQueueShare, kMinUnrecorded, kMaxUnrecorded);
+    // Fairness: no tenant takes more than its share of the sends (told to the queue only when
+    // it moves). A job's lease lasts until its outcome is committed, so the queue's count also
+    // holds the outcomes waiting for the store (at most max_unrecorded, plus those gathering
+    // for the next write and one batch taken meanwhile): they are allowed on top of the share.
+    const size_t tenant_cap =
+        std::max<size_t>(1, static_cast<size_t>(static_cast<double>(limit) * options_.tenant_share)) +
+        max_unrecorded + kFlushAt + options_.batch;
+    if (options_.tenant_share > 0 && applied_limit_.exchange(tenant_cap) != tenant_cap) {
       QueueOptions q;
-      q.max_in_flight_per_tenant = std::max<size_t>(
-          1, static_cast<size_t>(static_cast<double>(limit) * options_.tenant_share));
+      q.max_in_flight_per_tenant = tenant_cap;
       queue_->SetLimits(q);
     }
     if (in_flight_.load() >= limit) {
@@ -134,12 +155,6 @@ void Dispatcher::Run() {
       continue;
     }
     const size_t room = limit - in_flight_.load();
-    // Outcomes the store has not committed yet are what a crash would send twice: take no more
-    // work while too many of them wait for the writer. "Too many" is a small share of the work
-    // waiting (0.25%, at least 32): a big send may risk a few hundred duplicates for throughput,
-    // a small one only a few dozen.
-    const size_t max_unrecorded =
-        std::clamp<size_t>(queued / kQueueShare, kMinUnrecorded, kMaxUnrecorded);
     if (unrecorded_.load() >= max_unrecorded) {
       FlushUpdates(/*force=*/false);
       std::unique_lock lock(idle_mu_);
@@ -147,20 +162,27 @@ void Dispatcher::Run() {
                         [&] { return unrecorded_.load() < max_unrecorded; });
       continue;
     }
-    std::vector<DeliveryJob> jobs =
+    Result<std::vector<Lease>> taken =
         queue_->Take(std::min(options_.batch, room), std::chrono::milliseconds(20));
-    if (!jobs.empty()) Dispatch(jobs);
+    if (!taken.ok()) {  // a remote queue out of reach: nothing taken, try again shortly
+      take_failures_.Inc();
+      observe::Warn("dispatch_take_failed", {{"error", taken.error().code}});
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      continue;
+    }
+    const size_t got = taken->size();
+    if (got > 0) Dispatch(std::move(*taken));
     FlushUpdates(/*force=*/false);
     // A few jobs while more wait means slots free up one at a time (at the in-flight limit or a
     // tenant's share of it): let them gather for a millisecond, so that the next take carries
     // a batch instead of each freed slot costing its own queue lock, store read and wake-up.
-    if (jobs.size() < kMinTake && queued > jobs.size()) {
+    if (got < kMinTake && queued > got) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   }
 }
 
-size_t Dispatcher::in_flight_limit() const { return LimitFor(queue_->queued()); }
+size_t Dispatcher::in_flight_limit() const { return LimitFor(queue_->Stats().queued); }
 
 size_t Dispatcher::LimitFor(size_t queued) const {
   // The latency-based limit keeps provider queues short; on a machine whose cores the providers
@@ -172,47 +194,50 @@ size_t Dispatcher::LimitFor(size_t queued) const {
   return std::min(options_.max_in_flight, std::max(limit_.limit(), queue_floor));
 }
 
-void Dispatcher::Dispatch(const std::vector<DeliveryJob>& jobs) {
+void Dispatcher::Dispatch(std::vector<Lease> leases) {
+  std::vector<DeliveryJob> jobs;
+  jobs.reserve(leases.size());
+  for (const Lease& lease : leases) jobs.push_back(lease.job);
+  Hold(leases);
   Result<std::vector<DispatchTarget>> targets = store_->LoadDispatchTargets(jobs);
   if (!targets.ok()) {
     // Storage trouble: give the jobs back for a little later, nothing was sent.
     observe::Log(observe::LogLevel::kWarn, "dispatch_load_failed",
                  {{"error", targets.error().code}});
-    for (DeliveryJob job : jobs) {
-      job.not_before = NowMillis() + 500;
-      queue_->Retry(job);
-    }
+    Settle({}, leases, NowMillis() + 500);
     return;
   }
   std::unordered_map<int64_t, const DispatchTarget*> by_key;
   for (const DispatchTarget& t : *targets) by_key.emplace(t.delivery, &t);
   const UnixMillis now = NowMillis();
-  for (const DeliveryJob& job : jobs) {
+  std::vector<Lease> nothing_to_do;  // acknowledged at once: there is nothing to record
+  for (const Lease& lease : leases) {
+    const DeliveryJob& job = lease.job;
     auto found = by_key.find(job.delivery);
     if (found == by_key.end()) {  // the delivery no longer exists
-      queue_->Done(job);
+      nothing_to_do.push_back(lease);
       continue;
     }
     const DispatchTarget& t = *found->second;
-    if (IsTerminal(t.status)) {  // cancelled, or finished before a restart
-      queue_->Done(job);
+    if (IsTerminal(t.status)) {  // cancelled, or finished before a restart or on another taker
+      nothing_to_do.push_back(lease);
       continue;
     }
     if (!t.suppress_reason.empty()) {
-      Finish(job, DeliveryUpdate{job.delivery, DeliveryStatus::kSuppressed, now, "", job.attempt,
-                                 t.suppress_reason, "", false});
+      Finish(lease, DeliveryUpdate{job.delivery, DeliveryStatus::kSuppressed, now, "",
+                                   job.attempt, t.suppress_reason, "", false});
       continue;
     }
     if (now >= job.deadline) {
-      Finish(job, DeliveryUpdate{job.delivery, DeliveryStatus::kExpired, now, "", job.attempt,
-                                 "deadline_passed", "", false});
+      Finish(lease, DeliveryUpdate{job.delivery, DeliveryStatus::kExpired, now, "", job.attempt,
+                                   "deadline_passed", "", false});
       continue;
     }
     Result<std::shared_ptr<providers::ProviderRouter>> router =
         providers_->RouterFor(t.tenant_id, t.channel);
     if (!router.ok()) {
-      Finish(job, DeliveryUpdate{job.delivery, DeliveryStatus::kFailed, now, "", job.attempt,
-                                 router.error().code, "", false});
+      Finish(lease, DeliveryUpdate{job.delivery, DeliveryStatus::kFailed, now, "", job.attempt,
+                                   router.error().code, "", false});
       continue;
     }
     const int attempt = job.attempt + 1;
@@ -230,25 +255,27 @@ void Dispatcher::Dispatch(const std::vector<DeliveryJob>& jobs) {
     const UnixMillis accepted_at = t.accepted_at;
     const size_t in_flight_at_start = ++in_flight_;
     const auto sent_at = std::chrono::steady_clock::now();
-    (*router)->Send(std::move(m), [this, job, attempt, accepted_at, in_flight_at_start, sent_at,
+    (*router)->Send(std::move(m), [this, lease, attempt, accepted_at, in_flight_at_start, sent_at,
                                    dispatched_at = now,
                                    keep = *router](const providers::RouteOutcome& outcome) {
       if (outcome.result.outcome == providers::Outcome::kAccepted) {
         send_latency_.Observe(static_cast<double>(NowMillis() - accepted_at) / 1000.0);
       }
       limit_.OnSample(
-          job.channel,
+          lease.job.channel,
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - sent_at)
               .count(),
           in_flight_at_start);
-      OnOutcome(job, attempt, dispatched_at, outcome);
+      OnOutcome(lease, attempt, dispatched_at, outcome);
       SendDone();
     });
   }
+  if (!nothing_to_do.empty()) Settle(nothing_to_do, {}, 0);
 }
 
-void Dispatcher::OnOutcome(DeliveryJob job, int attempt, UnixMillis dispatched_at,
+void Dispatcher::OnOutcome(const Lease& lease, int attempt, UnixMillis dispatched_at,
                            const providers::RouteOutcome& outcome) {
+  const DeliveryJob& job = lease.job;
   const providers::SendResult& r = outcome.result;
   const UnixMillis now = NowMillis();
   // Every change of this attempt; the first one also carries the attempt's `dispatched` event.
@@ -267,13 +294,13 @@ void Dispatcher::OnOutcome(DeliveryJob job, int attempt, UnixMillis dispatched_a
   }
   switch (r.outcome) {
     case providers::Outcome::kAccepted:
-      Finish(job, update(DeliveryStatus::kSent, r.provider, "", r.provider_message_id, false));
+      Finish(lease, update(DeliveryStatus::kSent, r.provider, "", r.provider_message_id, false));
       return;
     case providers::Outcome::kInvalidAddress:
-      Finish(job, update(DeliveryStatus::kFailed, r.provider, ReasonOf(r), "", true));
+      Finish(lease, update(DeliveryStatus::kFailed, r.provider, ReasonOf(r), "", true));
       return;
     case providers::Outcome::kRejected:
-      Finish(job, update(DeliveryStatus::kFailed, r.provider, ReasonOf(r), "", false));
+      Finish(lease, update(DeliveryStatus::kFailed, r.provider, ReasonOf(r), "", false));
       return;
     case providers::Outcome::kRetry:
     case providers::Outcome::kThrottled:
@@ -281,23 +308,20 @@ void Dispatcher::OnOutcome(DeliveryJob job, int attempt, UnixMillis dispatched_a
   }
   std::optional<UnixMillis> next = retry_.NextAttempt(attempt, r.retry_after_ms, now, job.deadline);
   if (!next) {
-    Finish(job, update(DeliveryStatus::kExpired, r.provider, "deadline_passed after " + ReasonOf(r),
+    Finish(lease, update(DeliveryStatus::kExpired, r.provider, "deadline_passed after " + ReasonOf(r),
                        "", false));
     return;
   }
-  Record(update(DeliveryStatus::kRetrying, r.provider, ReasonOf(r), "", false));
-  job.attempt = static_cast<uint16_t>(attempt);
-  job.not_before = *next;
-  queue_->Retry(job);
+  // The queue gives the job back with attempt + 1 (this one), once the change is durable.
+  Record(update(DeliveryStatus::kRetrying, r.provider, ReasonOf(r), "", false), &lease, *next);
 }
 
-void Dispatcher::Finish(const DeliveryJob& job, DeliveryUpdate update) {
-  update.tenant = job.tenant;
-  Record(std::move(update));
-  queue_->Done(job);
+void Dispatcher::Finish(const Lease& lease, DeliveryUpdate update) {
+  update.tenant = lease.job.tenant;
+  Record(std::move(update), &lease, 0);
 }
 
-void Dispatcher::Record(DeliveryUpdate update) {
+void Dispatcher::Record(DeliveryUpdate update, const Lease* settles, UnixMillis retry_at) {
   if (update.dispatched_at != 0) {  // the attempt's dispatched event travels with this change
     stage_counters_[static_cast<size_t>(DeliveryStatus::kDispatched)]->Inc();
   }
@@ -307,9 +331,69 @@ void Dispatcher::Record(DeliveryUpdate update) {
     std::lock_guard lock(updates_mu_);
     if (updates_.empty()) oldest_update_ = std::chrono::steady_clock::now();
     updates_.push_back(std::move(update));
+    if (settles != nullptr && retry_at == 0) settle_.acks.push_back(*settles);
+    if (settles != nullptr && retry_at != 0) settle_.retries.push_back({*settles, retry_at});
     flush = updates_.size() >= kFlushAt;
   }
   if (flush) FlushUpdates();
+}
+
+void Dispatcher::Settle(std::span<const Lease> acks, std::span<const Lease> retries,
+                        UnixMillis retry_at) {
+  if (!acks.empty()) {
+    if (Status st = queue_->Ack(acks); !st.ok()) {
+      // The jobs come back (a remote queue's lease runs out): the store already says they are
+      // over, so the next taker acknowledges them without sending.
+      settle_failures_.Inc();
+      observe::Warn("queue_ack_failed", {{"jobs", acks.size()}, {"error", st.error().code}});
+    }
+  }
+  for (const Lease& lease : retries) {
+    if (Status st = queue_->Retry(lease, retry_at); !st.ok()) {
+      settle_failures_.Inc();
+      observe::Warn("queue_retry_failed", {{"error", st.error().code}});
+    }
+  }
+  Unhold(acks);
+  Unhold(retries);
+}
+
+void Dispatcher::Hold(std::span<const Lease> leases) {
+  if (queue_->lease_time().count() == 0) return;  // leases that never expire need no care
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(held_mu_);
+  for (const Lease& lease : leases) held_[lease.token] = HeldLease{lease, now};
+}
+
+void Dispatcher::Unhold(std::span<const Lease> leases) {
+  if (queue_->lease_time().count() == 0) return;
+  std::lock_guard lock(held_mu_);
+  for (const Lease& lease : leases) held_.erase(lease.token);
+}
+
+void Dispatcher::ExtendHeldLeases() {
+  const auto lease_time = queue_->lease_time();
+  if (lease_time.count() == 0) return;
+  // A third of the lease: a send, or its outcome waiting for the store, outlasting that is
+  // extended, so that no other taker gets the job meanwhile.
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<Lease> due;
+  {
+    std::lock_guard lock(held_mu_);
+    if (now - last_extend_ < lease_time / 6) return;
+    last_extend_ = now;
+    for (auto& [token, held] : held_) {
+      if (now - held.since >= lease_time / 3) {
+        due.push_back(held.lease);
+        held.since = now;
+      }
+    }
+  }
+  if (due.empty()) return;
+  if (Status st = queue_->Extend(due); !st.ok()) {
+    settle_failures_.Inc();
+    observe::Warn("queue_extend_failed", {{"jobs", due.size()}, {"error", st.error().code}});
+  }
 }
 
 void Dispatcher::FlushUpdates(bool force) {
@@ -323,7 +407,17 @@ void Dispatcher::FlushUpdates(bool force) {
   }
   const size_t n = updates_.size();
   unrecorded_ += n;
-  store_->RecordDeliveryUpdates(std::move(updates_), [this, n] {
+  // The queue hears of the jobs only once their outcomes are committed: a process that dies
+  // before leaves them to be taken again, where acknowledging first would lose them.
+  auto settle = std::make_shared<Settlement>(std::exchange(settle_, {}));
+  store_->RecordDeliveryUpdates(std::move(updates_), [this, n, settle](bool committed) {
+    if (committed) {
+      Settle(settle->acks, {}, 0);
+    } else {  // the store gave up on the outcomes: the jobs go again, a little later
+      store_failures_.Inc();
+      Settle({}, settle->acks, NowMillis() + 1000);
+    }
+    for (const auto& [lease, at] : settle->retries) Settle({}, std::span(&lease, 1), at);
     std::lock_guard idle(idle_mu_);
     unrecorded_ -= n;
     idle_cv_.notify_all();

@@ -17,6 +17,9 @@
 #include <condition_variable>
 #include <cstddef>
 #include <mutex>
+#include <span>
+#include <unordered_map>
+#include <utility>
 #include <thread>
 #include <vector>
 
@@ -62,13 +65,31 @@ class Dispatcher {
 
  private:
   size_t LimitFor(size_t queued) const;  // in_flight_limit() for a queue holding `queued`
+  // Leases whose outcomes wait for the store: acknowledged once committed, or given back.
+  struct Settlement {
+    std::vector<Lease> acks;
+    std::vector<std::pair<Lease, UnixMillis>> retries;  // with when they are due again
+  };
+  struct HeldLease {
+    Lease lease;
+    std::chrono::steady_clock::time_point since;  // taken or last extended
+  };
+
   void Run();
-  void Dispatch(const std::vector<DeliveryJob>& jobs);
-  void OnOutcome(DeliveryJob job, int attempt, UnixMillis dispatched_at,
+  void Dispatch(std::vector<Lease> leases);
+  void OnOutcome(const Lease& lease, int attempt, UnixMillis dispatched_at,
                  const providers::RouteOutcome& outcome);
-  // Records the change and frees the job's queue slot.
-  void Finish(const DeliveryJob& job, DeliveryUpdate update);
-  void Record(DeliveryUpdate update);
+  // Records the change; the job leaves the queue once the change is committed.
+  void Finish(const Lease& lease, DeliveryUpdate update);
+  // Records the change; with `settles`, the lease is acknowledged (retry_at 0) or given back,
+  // due at retry_at, once the change is committed.
+  void Record(DeliveryUpdate update, const Lease* settles = nullptr, UnixMillis retry_at = 0);
+  // Tells the queue: `acks` are over, `retries` go again at retry_at.
+  void Settle(std::span<const Lease> acks, std::span<const Lease> retries, UnixMillis retry_at);
+  // On a queue whose leases expire: the leases held, extended while their work goes on.
+  void Hold(std::span<const Lease> leases);
+  void Unhold(std::span<const Lease> leases);
+  void ExtendHeldLeases();
   // Hands the recorded changes to the store: all of them when forced, else only once there are
   // enough of them or the oldest has waited long enough.
   void FlushUpdates(bool force = true);
@@ -85,15 +106,22 @@ class Dispatcher {
   ConcurrencyLimit limit_;
   std::array<observe::Counter*, kDeliveryStatusCount> stage_counters_{};
 
+  observe::Counter& take_failures_;
+  observe::Counter& settle_failures_;
+  observe::Counter& store_failures_;
+
   std::mutex updates_mu_;
   std::vector<DeliveryUpdate> updates_;
+  Settlement settle_;  // the leases updates_ settle
   std::chrono::steady_clock::time_point oldest_update_;  // when updates_ got its first change
 
   std::atomic<bool> stopping_{false};
   std::atomic<size_t> in_flight_{0};
-  std::atomic<size_t> unrecorded_{0};
-  std::atomic<size_t> applied_limit_{0};  // the in-flight limit last given to the queue  // changes
-                                          // handed to the store, not yet committed
+  std::atomic<size_t> unrecorded_{0};     // changes handed to the store, not yet committed
+  std::atomic<size_t> applied_limit_{0};  // the per-tenant cap last given to the queue
+  std::mutex held_mu_;
+  std::unordered_map<uint64_t, HeldLease> held_;  // by token
+  std::chrono::steady_clock::time_point last_extend_{};
   std::mutex idle_mu_;
   std::condition_variable idle_cv_;
   std::vector<std::thread> workers_;

@@ -16,7 +16,10 @@ Fanout::Fanout(Store* store, Queue* queue, observe::Registry* metrics, FanoutOpt
       options_(options),
       pages_(metrics->GetCounter("herald_fanout_pages_total", "Fan-out pages written")),
       deliveries_(metrics->GetCounter("herald_fanout_deliveries_total",
-                                      "Deliveries created by the fan-out")) {}
+                                      "Deliveries created by the fan-out")),
+      push_failures_(metrics->GetCounter("herald_queue_errors_total",
+                                         "Queue calls that failed, by operation",
+                                         {{"op", "push"}})) {}
 
 Fanout::~Fanout() { Stop(); }
 
@@ -63,7 +66,7 @@ void Fanout::Run() {
       cv_.wait(lock, [this] { return stop_ || !active_.empty(); });
       if (stop_) return;
       // Backpressure: the queue drains before more pages are written.
-      if (queue_->queued() > options_.max_queued) {
+      if (queue_->Stats().queued > options_.max_queued) {
         cv_.wait_for(lock, std::chrono::milliseconds(5));
         continue;
       }
@@ -81,7 +84,7 @@ void Fanout::Run() {
     }
     pages_.Inc();
     deliveries_.Inc(page->jobs.size());
-    if (!page->jobs.empty()) queue_->Push(std::move(page->jobs));
+    if (!page->jobs.empty() && !PushUntilQueued(std::move(page->jobs))) return;  // stopping
     if (!page->done) {
       std::lock_guard lock(mu_);
       active_.push_back(std::move(id));
@@ -89,16 +92,22 @@ void Fanout::Run() {
   }
 }
 
-Result<int64_t> RequeueUnfinished(Store* store, Queue* queue) {
-  int64_t after = 0;
-  int64_t total = 0;
-  for (;;) {
-    Result<std::vector<DeliveryJob>> jobs = store->ListUnfinishedDeliveries(after, 10'000);
-    if (!jobs.ok()) return jobs.take_error();
-    if (jobs->empty()) return total;
-    after = jobs->back().delivery;
-    total += static_cast<int64_t>(jobs->size());
-    queue->Push(std::move(*jobs));
+bool Fanout::PushUntilQueued(std::vector<DeliveryJob> jobs) {
+  // The page is committed: its deliveries exist and must reach the queue. A remote queue out of
+  // reach is waited for (the same jobs again are no duplicates); the local one fails only when
+  // closed, and its next start rebuilds itself from the store.
+  for (int failures = 0;; ++failures) {
+    Status pushed = queue_->Push(jobs);
+    if (pushed.ok()) return true;
+    push_failures_.Inc();
+    if (failures % 10 == 0) {
+      observe::Warn("fanout_push_failed",
+                    {{"jobs", jobs.size()}, {"error", pushed.error().code}});
+    }
+    std::unique_lock lock(mu_);
+    if (cv_.wait_for(lock, std::chrono::milliseconds(200), [this] { return stop_; })) {
+      return false;
+    }
   }
 }
 

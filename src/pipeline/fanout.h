@@ -14,6 +14,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "observe/metrics.h"
 #include "queue/queue.h"
@@ -43,21 +44,21 @@ class Fanout {
 
  private:
   void Run();
+  // Pushes a written page's jobs, again and again while the queue refuses them; false when the
+  // fan-out stops first.
+  bool PushUntilQueued(std::vector<DeliveryJob> jobs);
 
   Store* store_;
   Queue* queue_;
   FanoutOptions options_;
   observe::Counter& pages_;
   observe::Counter& deliveries_;
+  observe::Counter& push_failures_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::string> active_;  // round robin, one page each
   bool stop_ = false;
   std::thread thread_;
 };
-
-// Pushes every delivery the store holds as not yet terminal onto the queue (at start, before the
-// dispatcher runs: the local queue's durable state is the store). Returns how many.
-Result<int64_t> RequeueUnfinished(Store* store, Queue* queue);
 
 }  // namespace herald

@@ -3,9 +3,11 @@
 // simulator over loopback.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <memory>
+#include <span>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -34,6 +36,52 @@ std::string Token(int i) {
   std::snprintf(buf, sizeof buf, "%016x", i);
   return std::string(48, 'a') + buf;  // 64 hex chars
 }
+
+// A queue that checks, at every Ack, that the acknowledged delivery's outcome is already in the
+// store (read through the store's own read path), and counts the acknowledgements that were not.
+class AckCheckingQueue final : public Queue {
+ public:
+  AckCheckingQueue(Queue* inner, Store* store, std::string tenant, std::string notification)
+      : inner_(inner),
+        store_(store),
+        tenant_(std::move(tenant)),
+        notification_(std::move(notification)) {}
+  QueueOrder order() const override { return inner_->order(); }
+  std::chrono::milliseconds lease_time() const override { return inner_->lease_time(); }
+  Status Push(std::vector<DeliveryJob> jobs) override { return inner_->Push(std::move(jobs)); }
+  Result<std::vector<Lease>> Take(size_t max, std::chrono::milliseconds wait) override {
+    return inner_->Take(max, wait);
+  }
+  Status Ack(std::span<const Lease> leases) override {
+    for (const Lease& lease : leases) {
+      Result<Page<Delivery>> page = store_->ListDeliveries(
+          tenant_, notification_, DeliveryStatus::kSent,
+          PageRequest{"", 1000});
+      bool stored = false;
+      if (page.ok()) {
+        for (const Delivery& d : page->items) stored |= d.id == DeliveryIdOf(lease.job.delivery);
+      }
+      (stored ? acked_stored_ : acked_unstored_).fetch_add(1);
+    }
+    return inner_->Ack(leases);
+  }
+  Status Retry(const Lease& lease, UnixMillis not_before) override {
+    return inner_->Retry(lease, not_before);
+  }
+  Status Extend(std::span<const Lease> leases) override { return inner_->Extend(leases); }
+  QueueStats Stats() const override { return inner_->Stats(); }
+  void SetLimits(QueueOptions options) override { inner_->SetLimits(options); }
+  void Close() override { inner_->Close(); }
+
+  std::atomic<int> acked_stored_{0};
+  std::atomic<int> acked_unstored_{0};
+
+ private:
+  Queue* inner_;
+  Store* store_;
+  std::string tenant_;
+  std::string notification_;
+};
 
 class PipelineTest : public ::testing::Test {
  protected:
@@ -191,7 +239,7 @@ TEST_F(PipelineTest, ADeepQueueKeepsAQuarterPercentOfItselfInFlightWhateverTheLa
       job.tenant = 1;
       job.deadline = NowMillis() + 600'000;
     }
-    queue_->Push(std::move(jobs));
+    ASSERT_TRUE(queue_->Push(std::move(jobs)).ok());
   };
   push(10'000);
   EXPECT_EQ(dispatcher.in_flight_limit(), 64u) << "a shallow queue leaves the adaptive limit";
@@ -201,6 +249,35 @@ TEST_F(PipelineTest, ADeepQueueKeepsAQuarterPercentOfItselfInFlightWhateverTheLa
   EXPECT_EQ(dispatcher.in_flight_limit(), 400u);
   push(80'000);
   EXPECT_EQ(dispatcher.in_flight_limit(), 500u) << "never above max_in_flight";
+}
+
+// A job leaves the queue only once its outcome is committed: a remote queue acknowledged
+// earlier would lose the outcome of a process that dies in between.
+TEST_F(PipelineTest, JobsAreAcknowledgedOnlyOnceTheirOutcomeIsStored) {
+  constexpr int kUsers = 40;
+  for (int i = 0; i < kUsers; ++i) {
+    PutUser("a" + std::to_string(i),
+            {Device{"", Channel::kEmail, "a" + std::to_string(i) + "@example.com"}});
+  }
+  std::string id = Send({"g"});  // no fan-out yet: its start resumes the send
+  AckCheckingQueue checking(queue_.get(), store_.get(), tenant_.id, id);
+  fanout_ = std::make_unique<Fanout>(store_.get(), &checking, &metrics_);
+  fanout_->Start();
+  dispatcher_ =
+      std::make_unique<Dispatcher>(store_.get(), &checking, directory_.get(), &metrics_);
+  dispatcher_->Start();
+  Notification n = WaitCompleted(id);
+  ASSERT_EQ(n.counts[static_cast<size_t>(DeliveryStatus::kSent)], kUsers);
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  while (checking.acked_stored_ + checking.acked_unstored_ < kUsers &&
+         std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(10ms);
+  }
+  dispatcher_->Stop(2s);
+  dispatcher_.reset();
+  EXPECT_EQ(checking.acked_stored_.load(), kUsers);
+  EXPECT_EQ(checking.acked_unstored_.load(), 0);
+  EXPECT_EQ(queue_->Stats().in_flight, 0u);
 }
 
 TEST_F(PipelineTest, GroupSendReachesEveryDeviceOnceAndRecordsEveryStage) {
@@ -251,7 +328,7 @@ TEST_F(PipelineTest, ConsentAndDevicesAreCheckedAgainAtTheMomentOfSending) {
   for (;;) {
     auto page = store_->FanOutPage(id, 100);
     ASSERT_TRUE(page.ok());
-    queue_->Push(page->jobs);
+    ASSERT_TRUE(queue_->Push(page->jobs).ok());
     if (page->done) break;
   }
   PutUser("opts-out", {Device{"", Channel::kIos, Token(2)}}, false);
@@ -361,7 +438,7 @@ TEST_F(PipelineTest, CancelStopsWhatHasNotBeenSent) {
   for (;;) {
     auto page = store_->FanOutPage(id, 20);
     ASSERT_TRUE(page.ok());
-    queue_->Push(page->jobs);
+    ASSERT_TRUE(queue_->Push(page->jobs).ok());
     if (page->done) break;
   }
   auto cancelled = store_->CancelNotification(tenant_.id, id);
@@ -386,7 +463,10 @@ TEST_F(PipelineTest, UnfinishedWorkIsFoundAgainAfterARestart) {
   auto fanouts = store_->ListUnfinishedFanouts();
   ASSERT_TRUE(fanouts.ok());
   EXPECT_EQ(*fanouts, std::vector<std::string>{id});
-  auto requeued = RequeueUnfinished(store_.get(), queue_.get());
+  Store* store = store_.get();
+  auto requeued = RebuildLocalQueue(*queue_, [store](int64_t after, int limit) {
+    return store->ListUnfinishedDeliveries(after, limit);
+  });
   ASSERT_TRUE(requeued.ok());
   EXPECT_EQ(*requeued, 10);
   StartPipeline();  // resumes the fan-out from the stored cursor

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -46,21 +47,46 @@ class QueueConformanceTest : public ::testing::TestWithParam<QueueFactory> {
     return j;
   }
 
-  static std::vector<int64_t> Keys(const std::vector<DeliveryJob>& jobs) {
+  static std::vector<int64_t> Keys(const std::vector<Lease>& leases) {
     std::vector<int64_t> keys;
-    keys.reserve(jobs.size());
-    for (const DeliveryJob& j : jobs) keys.push_back(j.delivery);
+    keys.reserve(leases.size());
+    for (const Lease& l : leases) keys.push_back(l.job.delivery);
     return keys;
   }
+
+  // The calls of the contract, failing the test when a backend refuses them.
+  static void Push(Queue& q, std::vector<DeliveryJob> jobs) {
+    Status st = q.Push(std::move(jobs));
+    ASSERT_TRUE(st.ok()) << st.error().message;
+  }
+  static std::vector<Lease> Take(Queue& q, size_t max, milliseconds wait) {
+    Result<std::vector<Lease>> got = q.Take(max, wait);
+    EXPECT_TRUE(got.ok()) << got.error().message;
+    return got.ok() ? std::move(*got) : std::vector<Lease>{};
+  }
+  static void Ack(Queue& q, const Lease& lease) {
+    Status st = q.Ack(std::span(&lease, 1));
+    ASSERT_TRUE(st.ok()) << st.error().message;
+  }
+  static void Retry(Queue& q, const Lease& lease, UnixMillis not_before = 0) {
+    Status st = q.Retry(lease, not_before);
+    ASSERT_TRUE(st.ok()) << st.error().message;
+  }
+  static size_t Queued(const Queue& q) { return q.Stats().queued; }
+  static size_t InFlight(const Queue& q) { return q.Stats().in_flight; }
+
+  // Tests of the strict order (QueueOrder::kStrictEdf) do not apply to a backend that declares
+  // the order by deadline class; it has tests of its own (queue_conformance_class_test.cc).
+  bool Strict(const Queue& q) const { return q.order() == QueueOrder::kStrictEdf; }
 
   // Takes one job at a time, without waiting, until none is due or `limit` are taken.
   static std::vector<int64_t> DrainOneByOne(Queue& q, size_t limit = SIZE_MAX) {
     std::vector<int64_t> keys;
     while (keys.size() < limit) {
-      std::vector<DeliveryJob> got = q.Take(1, milliseconds(0));
+      std::vector<Lease> got = Take(q, 1, milliseconds(0));
       if (got.empty()) break;
-      keys.push_back(got[0].delivery);
-      q.Done(got[0]);
+      keys.push_back(got[0].job.delivery);
+      Ack(q, got[0]);
     }
     return keys;
   }

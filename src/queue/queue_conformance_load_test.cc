@@ -48,7 +48,7 @@ TEST_P(QueueConformanceTest, ConcurrentProducersAndConsumersTakeEachJobExactlyOn
         batch.push_back(
             Job(key, key % 7, rng() % (20 * kMinute), rng() % 2 ? 10 : 5, kAllChannels[key % 4]));
         if (batch.size() == 100 || key + kThreads >= kJobs) {
-          q->Push(std::move(batch));
+          Push(*q, std::move(batch));
           batch.clear();
         }
       }
@@ -57,14 +57,13 @@ TEST_P(QueueConformanceTest, ConcurrentProducersAndConsumersTakeEachJobExactlyOn
   for (int c = 0; c < kThreads; ++c) {
     threads.emplace_back([&] {
       while (finished.load() < kFinishes) {
-        for (DeliveryJob& j : q->Take(32, milliseconds(20))) {
+        for (const Lease& l : Take(*q, 32, milliseconds(20))) {
+          const DeliveryJob& j = l.job;
           if (taken[2 * j.delivery + j.attempt].fetch_add(1) != 0) duplicate = true;
           if (j.delivery % 10 == 0 && j.attempt == 0) {
-            j.attempt = 1;
-            j.not_before = NowMillis() + j.delivery % 5;
-            q->Retry(j);
+            Retry(*q, l, NowMillis() + j.delivery % 5);  // comes back as attempt 1
           } else {
-            q->Done(j);
+            Ack(*q, l);
           }
           finished.fetch_add(1);
         }
@@ -82,8 +81,8 @@ TEST_P(QueueConformanceTest, ConcurrentProducersAndConsumersTakeEachJobExactlyOn
     missing += taken[2 * key + 1].load() != (key % 10 == 0 ? 1 : 0);
   }
   EXPECT_EQ(missing, 0u);
-  EXPECT_EQ(q->queued(), 0u);
-  EXPECT_EQ(q->in_flight(), 0u);
+  EXPECT_EQ(Queued(*q), 0u);
+  EXPECT_EQ(InFlight(*q), 0u);
 }
 
 // A million jobs from 1000 tenants over four channels: pushed in batches of 1000, then taken 256
@@ -100,21 +99,22 @@ TEST_P(QueueConformanceTest, MillionJobsComeOutInDeadlineOrder) {
   }
 
   auto start = std::chrono::steady_clock::now();
-  for (std::vector<DeliveryJob>& batch : batches) q->Push(std::move(batch));
+  for (std::vector<DeliveryJob>& batch : batches) Push(*q, std::move(batch));
   const double push_rate = PerSecond(kJobs, start);
-  EXPECT_EQ(q->queued(), static_cast<size_t>(kJobs));
+  EXPECT_EQ(Queued(*q), static_cast<size_t>(kJobs));
 
   start = std::chrono::steady_clock::now();
   size_t count = 0, out_of_order = 0;
   DeliveryJob last{};
   last.deadline = INT64_MIN;
-  for (std::vector<DeliveryJob> got = q->Take(256, milliseconds(0)); !got.empty();
-       got = q->Take(256, milliseconds(0))) {
-    for (const DeliveryJob& j : got) {
+  for (std::vector<Lease> got = Take(*q, 256, milliseconds(0)); !got.empty();
+       got = Take(*q, 256, milliseconds(0))) {
+    for (const Lease& l : got) {
+      const DeliveryJob& j = l.job;
       out_of_order +=
           j.deadline < last.deadline || (j.deadline == last.deadline && j.priority > last.priority);
       last = j;
-      q->Done(j);
+      Ack(*q, l);
     }
     count += got.size();
   }
@@ -123,7 +123,7 @@ TEST_P(QueueConformanceTest, MillionJobsComeOutInDeadlineOrder) {
               push_rate / 1e6, take_rate / 1e6);
   EXPECT_EQ(count, static_cast<size_t>(kJobs));
   EXPECT_EQ(out_of_order, 0u);
-  EXPECT_EQ(q->in_flight(), 0u);
+  EXPECT_EQ(InFlight(*q), 0u);
 }
 
 }  // namespace

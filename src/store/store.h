@@ -222,10 +222,11 @@ class Store {
   virtual Result<std::vector<DispatchTarget>> LoadDispatchTargets(
       const std::vector<DeliveryJob>& jobs) = 0;
   // Queues the state changes for the next write batch (not waited for; Flush waits).
-  // `durable` (may be empty) is called once they are committed (or failed to be), from a store
-  // thread: quick, and not calling the store.
+  // `durable` (may be empty) is called once they are committed (true) or the store gave up on
+  // them (false: the database was gone longer than the writer waits), from a store thread:
+  // quick, and not calling the store. The dispatcher acknowledges queue jobs from it.
   virtual void RecordDeliveryUpdates(std::vector<DeliveryUpdate> updates,
-                                     std::function<void()> durable = {}) = 0;
+                                     std::function<void(bool committed)> durable = {}) = 0;
   // Cancels every delivery of the notification that is queued or waiting to retry, and stops
   // its fan-out. Returns how many deliveries were cancelled. kNotFound for unknown ids.
   virtual Result<int64_t> CancelNotification(std::string_view tenant_id,

@@ -462,17 +462,19 @@ TEST_P(StoreConformanceTest, RecordedUpdatesSayWhenTheyAreDurable) {
   Notification n = CreateN(store(), t, {"g"});
   std::vector<DeliveryJob> jobs = FanOutAll(store(), n.id, 100);
   ASSERT_EQ(jobs.size(), 1u);
-  std::promise<void> durable;
+  std::promise<bool> durable;
   store().RecordDeliveryUpdates(
       {{jobs[0].delivery, DeliveryStatus::kSent, NowMillis(), "apns", 1, "", "x", false}},
-      [&] { durable.set_value(); });
-  ASSERT_EQ(durable.get_future().wait_for(std::chrono::seconds(5)), std::future_status::ready);
+      [&](bool committed) { durable.set_value(committed); });
+  std::future<bool> committed = durable.get_future();
+  ASSERT_EQ(committed.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_TRUE(committed.get());
   // No Flush: what was announced durable is there for every reader.
   Result<Notification> got = store().GetNotification(t.id, n.id);
   ASSERT_OK(got);
   EXPECT_EQ(Count(*got, DeliveryStatus::kSent), 1);
   std::promise<void> empty;
-  store().RecordDeliveryUpdates({}, [&] { empty.set_value(); });  // nothing to write: at once
+  store().RecordDeliveryUpdates({}, [&](bool) { empty.set_value(); });  // nothing to write: at once
   EXPECT_EQ(empty.get_future().wait_for(std::chrono::seconds(1)), std::future_status::ready);
 }
 

@@ -54,27 +54,46 @@ void ShrinkIfSparse(std::vector<T>& v) {
   if (v.capacity() > 1024 && v.size() < v.capacity() / 4) v.shrink_to_fit();
 }
 
+Error Closed() {
+  return MakeError(ErrorKind::kUnavailable, "queue_closed",
+                   "The queue is closed (the process is shutting down); nothing was queued.");
+}
+
 }  // namespace
 
 std::unique_ptr<Queue> MakeLocalQueue(QueueOptions options) {
   return std::make_unique<LocalQueue>(options);
 }
 
+Result<int64_t> RebuildLocalQueue(Queue& queue, const UnfinishedJobs& list) {
+  int64_t after = 0;
+  int64_t total = 0;
+  for (;;) {
+    Result<std::vector<DeliveryJob>> jobs = list(after, 10'000);
+    if (!jobs.ok()) return jobs.take_error();
+    if (jobs->empty()) return total;
+    after = jobs->back().delivery;
+    total += static_cast<int64_t>(jobs->size());
+    if (Status pushed = queue.Push(std::move(*jobs)); !pushed.ok()) return pushed.error();
+  }
+}
+
 LocalQueue::LocalQueue(QueueOptions options) : options_(options) {}
 
-void LocalQueue::Push(std::vector<DeliveryJob> jobs) {
+Status LocalQueue::Push(std::vector<DeliveryJob> jobs) {
   Wake wake = Wake::kNone;
   {
     std::lock_guard lock(mu_);
-    if (closed_) return;
+    if (closed_) return Closed();
     const UnixMillis now = NowMillis();
     for (const DeliveryJob& job : jobs) wake = std::max(wake, AddLocked(job, now));
   }
   Notify(wake);
+  return Status::Ok();
 }
 
-std::vector<DeliveryJob> LocalQueue::Take(size_t max, std::chrono::milliseconds wait) {
-  std::vector<DeliveryJob> out;
+Result<std::vector<Lease>> LocalQueue::Take(size_t max, std::chrono::milliseconds wait) {
+  std::vector<Lease> out;
   if (max == 0) return out;
   // Clamped so that the clock arithmetic below cannot overflow (a wait of milliseconds::max()).
   constexpr std::chrono::milliseconds kLongestWait = std::chrono::hours(24 * 365);
@@ -107,33 +126,49 @@ std::vector<DeliveryJob> LocalQueue::Take(size_t max, std::chrono::milliseconds 
   return out;
 }
 
-void LocalQueue::Done(const DeliveryJob& job) {
-  bool released;
+Status LocalQueue::Ack(std::span<const Lease> leases) {
+  size_t released = 0;
   {
     std::lock_guard lock(mu_);
-    released = ReleaseLocked(job.delivery);
+    for (const Lease& lease : leases) released += ReleaseLocked(lease) ? 1 : 0;
   }
-  Notify(released ? Wake::kOne : Wake::kNone);
+  if (released > 1) {
+    Notify(Wake::kAll);
+  } else if (released == 1) {
+    Notify(Wake::kOne);
+  }
+  return Status::Ok();
 }
 
-void LocalQueue::Retry(DeliveryJob job) {
-  Wake wake;
+Status LocalQueue::Retry(const Lease& lease, UnixMillis not_before) {
+  Wake wake = Wake::kNone;
   {
     std::lock_guard lock(mu_);
-    wake = ReleaseLocked(job.delivery) ? Wake::kOne : Wake::kNone;
-    if (!closed_) wake = std::max(wake, AddLocked(job, NowMillis()));
+    if (!ReleaseLocked(lease)) return Status::Ok();  // not held: changes nothing
+    wake = Wake::kOne;
+    if (!closed_) {
+      DeliveryJob again = lease.job;
+      again.not_before = not_before;
+      again.attempt = static_cast<uint16_t>(again.attempt + 1);
+      wake = std::max(wake, AddLocked(again, NowMillis()));
+    }
   }
   Notify(wake);
+  return Status::Ok();
 }
 
-size_t LocalQueue::queued() const {
-  std::lock_guard lock(mu_);
-  return queued_.size();
+Status LocalQueue::Extend(std::span<const Lease> /*leases*/) {
+  return Status::Ok();  // leases do not expire here
 }
 
-size_t LocalQueue::in_flight() const {
+QueueStats LocalQueue::Stats() const {
   std::lock_guard lock(mu_);
-  return in_flight_.size();
+  QueueStats s;
+  s.queued = queued_.size();
+  s.delayed = timers_.size();
+  s.in_flight = in_flight_.size();
+  s.at = NowMillis();
+  return s;
 }
 
 void LocalQueue::SetLimits(QueueOptions options) {
@@ -244,7 +279,7 @@ bool LocalQueue::HeadInRun(const Lane& lane) {
   return lane.heap.empty() || !(lane.heap.front() < lane.run.front());
 }
 
-DeliveryJob LocalQueue::TakeFromLocked(Lane& lane) {
+Lease LocalQueue::TakeFromLocked(Lane& lane) {
   Entry e;
   if (HeadInRun(lane)) {
     e = lane.run.front();
@@ -260,20 +295,22 @@ DeliveryJob LocalQueue::TakeFromLocked(Lane& lane) {
   ++tenant.in_flight;
   ++channel_in_flight_[static_cast<size_t>(lane.channel)];
   queued_.erase(e.delivery);
-  in_flight_.emplace(e.delivery, InFlight{lane.tenant_key, lane.channel});
+  const uint64_t token = ++next_token_;
+  in_flight_.emplace(e.delivery, InFlight{lane.tenant_key, lane.channel, token});
   if (TenantOpen(tenant)) {
     ReindexLocked(lane);
   } else {
     for (Lane& l : tenant.lanes) ReindexLocked(l);  // at its limit: out of every index
   }
-  return DeliveryJob{e.delivery,         e.notification,           lane.tenant_key,
-                     e.deadline,         NotBeforeOf(e.start_try), lane.channel,
-                     PriorityOf(e.rank), AttemptOf(e.start_try)};
+  return Lease{DeliveryJob{e.delivery, e.notification, lane.tenant_key, e.deadline,
+                           NotBeforeOf(e.start_try), lane.channel, PriorityOf(e.rank),
+                           AttemptOf(e.start_try)},
+               token};
 }
 
-bool LocalQueue::ReleaseLocked(int64_t delivery) {
-  auto it = in_flight_.find(delivery);
-  if (it == in_flight_.end()) return false;
+bool LocalQueue::ReleaseLocked(const Lease& lease) {
+  auto it = in_flight_.find(lease.job.delivery);
+  if (it == in_flight_.end() || it->second.token != lease.token) return false;
   const InFlight job = it->second;
   in_flight_.erase(it);
   --channel_in_flight_[static_cast<size_t>(job.channel)];

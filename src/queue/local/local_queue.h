@@ -46,12 +46,14 @@ class LocalQueue final : public Queue {
   LocalQueue(const LocalQueue&) = delete;
   LocalQueue& operator=(const LocalQueue&) = delete;
 
-  void Push(std::vector<DeliveryJob> jobs) override;
-  std::vector<DeliveryJob> Take(size_t max, std::chrono::milliseconds wait) override;
-  void Done(const DeliveryJob& job) override;
-  void Retry(DeliveryJob job) override;
-  size_t queued() const override;
-  size_t in_flight() const override;
+  QueueOrder order() const override { return QueueOrder::kStrictEdf; }
+  std::chrono::milliseconds lease_time() const override { return {}; }
+  Status Push(std::vector<DeliveryJob> jobs) override;
+  Result<std::vector<Lease>> Take(size_t max, std::chrono::milliseconds wait) override;
+  Status Ack(std::span<const Lease> leases) override;
+  Status Retry(const Lease& lease, UnixMillis not_before) override;
+  Status Extend(std::span<const Lease> leases) override;
+  QueueStats Stats() const override;
   void SetLimits(QueueOptions options) override;
   void Close() override;
 
@@ -100,6 +102,7 @@ class LocalQueue final : public Queue {
   struct InFlight {
     int64_t tenant;
     Channel channel;
+    uint64_t token;  // the lease's: an older lease of the same job (given back) frees nothing
   };
   // What a change to the queue asks of the waiting takers.
   enum class Wake { kNone, kOne, kAll };
@@ -115,8 +118,8 @@ class LocalQueue final : public Queue {
   static const Entry& Head(const Lane& lane) {
     return HeadInRun(lane) ? lane.run.front() : lane.heap.front();
   }
-  DeliveryJob TakeFromLocked(Lane& lane);
-  bool ReleaseLocked(int64_t delivery);
+  Lease TakeFromLocked(Lane& lane);
+  bool ReleaseLocked(const Lease& lease);
   bool TenantOpen(const Tenant& t) const;
   bool ChannelOpen(size_t channel) const;
   void Notify(Wake wake);
@@ -126,6 +129,7 @@ class LocalQueue final : public Queue {
   std::condition_variable cv_;
   bool closed_ = false;
   uint64_t next_seq_ = 0;                        // counts pushes: enqueue order
+  uint64_t next_token_ = 0;                      // counts takes: lease tokens
   std::unordered_map<int64_t, Tenant> tenants_;  // node-based: Lane and Tenant pointers stay
   std::array<std::set<LaneKey>, kChannels> ready_;
   std::array<size_t, kChannels> channel_in_flight_{};

@@ -45,14 +45,14 @@ TEST(LocalQueueTest, MillionJobsFitWellUnder100MB) {
     j.channel = kAllChannels[key % 4];
     batch.push_back(j);
     if (batch.size() == 1000) {
-      q->Push(batch);
+      ASSERT_TRUE(q->Push(batch).ok());
       batch.clear();
     }
   }
   const size_t used = HeapInUse() - before;
   std::printf("[ info ] Local: 1M queued jobs use %.1f MB (%zu bytes a job)\n", used / 1e6,
               used / kJobs);
-  EXPECT_EQ(q->queued(), static_cast<size_t>(kJobs));
+  EXPECT_EQ(q->Stats().queued, static_cast<size_t>(kJobs));
   EXPECT_LT(used, 70u * 1000 * 1000);
 }
 

@@ -836,7 +836,7 @@ Result<std::vector<DispatchTarget>> PostgresStore::LoadDispatchTargets(
 // The updates of one writer transaction of a lane: what callers added until the writer began it.
 struct PostgresStore::UpdateBatch {
   std::vector<DeliveryUpdate> updates;
-  std::vector<std::function<void()>> durable;
+  std::vector<std::function<void(bool committed)>> durable;
 };
 
 // Updates go to the lane of their delivery (so one delivery's updates stay in order), and each
@@ -844,9 +844,9 @@ struct PostgresStore::UpdateBatch {
 // five statements whatever the number of callers, where one transaction per caller made the
 // writer's connection the broadcast's bottleneck.
 void PostgresStore::RecordDeliveryUpdates(std::vector<DeliveryUpdate> updates,
-                                          std::function<void()> durable) {
+                                          std::function<void(bool committed)> durable) {
   if (updates.empty()) {
-    if (durable) durable();
+    if (durable) durable(true);
     return;
   }
   const size_t lanes = lanes_.size();
@@ -858,13 +858,15 @@ void PostgresStore::RecordDeliveryUpdates(std::vector<DeliveryUpdate> updates,
       parts[static_cast<size_t>(u.delivery) % lanes].push_back(std::move(u));
     }
   }
-  std::function<void()> part_done;
-  if (durable) {
+  std::function<void(bool committed)> part_done;
+  if (durable) {  // committed when every part was
     const auto touched =
         std::count_if(parts.begin(), parts.end(), [](const auto& part) { return !part.empty(); });
     auto left = std::make_shared<std::atomic<int64_t>>(touched);
-    part_done = [left, durable = std::move(durable)] {
-      if (left->fetch_sub(1) == 1) durable();
+    auto all = std::make_shared<std::atomic<bool>>(true);
+    part_done = [left, all, durable = std::move(durable)](bool committed) {
+      if (!committed) all->store(false);
+      if (left->fetch_sub(1) == 1) durable(all->load());
     };
   }
   for (size_t i = 0; i < lanes; ++i) {
@@ -893,13 +895,13 @@ void PostgresStore::RecordDeliveryUpdates(std::vector<DeliveryUpdate> updates,
           Result<std::vector<bool>> applied = ApplyUpdates(c, partitions_, batch->updates, slot);
           return applied.ok() ? Status::Ok() : Status(applied.take_error());
         },
-        [&lane, batch](const Status&) {
+        [&lane, batch](const Status& st) {
           {  // closed here too: the writer may give up (the database gone for 30 s) without
              // running the work, and a batch left open would take every later update
             std::lock_guard lock(lane.mu);
             if (lane.open == batch) lane.open = nullptr;
           }
-          for (const auto& done : batch->durable) done();
+          for (const auto& done : batch->durable) done(st.ok());
         });
   }
 }

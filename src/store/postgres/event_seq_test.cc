@@ -80,7 +80,7 @@ TEST(PostgresEventSeqTest, NoHigherNumberIsListedWhileALowerOneMayStillCommit) {
   std::future<void> written = durable.get_future();
   DeliveryUpdate sent{delivery, DeliveryStatus::kSent, NowMillis(), "apns", 1, "", "m", false};
   sent.dispatched_at = sent.at;
-  store.RecordDeliveryUpdates({sent}, [&] { durable.set_value(); });
+  store.RecordDeliveryUpdates({sent}, [&](bool) { durable.set_value(); });
   ASSERT_EQ(written.wait_for(std::chrono::seconds(10)), std::future_status::ready);
   Result<std::vector<DeliveryEvent>> during = store.ListEventsSince(tenant->id, queued_seq, 100);
   ASSERT_TRUE(during.ok());

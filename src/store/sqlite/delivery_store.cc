@@ -168,13 +168,15 @@ Result<std::vector<DispatchTarget>> SqliteStore::LoadDispatchTargets(
 }
 
 void SqliteStore::RecordDeliveryUpdates(std::vector<DeliveryUpdate> updates,
-                                        std::function<void()> durable) {
+                                        std::function<void(bool committed)> durable) {
   if (updates.empty()) {
-    if (durable) durable();
+    if (durable) durable(true);
     return;
   }
   std::function<void(const Status&)> done;
-  if (durable) done = [durable = std::move(durable)](const Status&) { durable(); };
+  if (durable) {
+    done = [durable = std::move(durable)](const Status& st) { durable(st.ok()); };
+  }
   writer_->Post(
       [this, updates = std::move(updates)](Connection& c) -> Status {
         CountDeltas counts;

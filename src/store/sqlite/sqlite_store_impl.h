@@ -90,7 +90,7 @@ class SqliteStore final : public Store {
   Result<std::vector<DispatchTarget>> LoadDispatchTargets(
       const std::vector<DeliveryJob>& jobs) override;
   void RecordDeliveryUpdates(std::vector<DeliveryUpdate> updates,
-                             std::function<void()> durable) override;
+                             std::function<void(bool committed)> durable) override;
   Result<int64_t> CancelNotification(std::string_view tenant_id,
                                      std::string_view notification_id) override;
   Result<Page<Delivery>> ListDeliveries(std::string_view tenant_id,
