@@ -22,6 +22,12 @@ int main(int argc, char** argv) {
       ->envname("HERALD_STORE")
       ->capture_default_str();
   serve_cmd
+      ->add_option("--queue", serve.queue,
+                   "Delivery queue: local (in process) or a NATS JetStream cluster "
+                   "(nats://host:port[,host:port...]; needs a PostgreSQL --store)")
+      ->envname("HERALD_QUEUE")
+      ->capture_default_str();
+  serve_cmd
       ->add_flag("--store-require-standby", serve.store_require_standby,
                  "PostgreSQL: answer a write only once a synchronous standby has it "
                  "(503 while the primary runs alone)")

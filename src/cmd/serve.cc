@@ -32,6 +32,7 @@
 #include "pipeline/provider_directory.h"
 #include "providers/chain.h"
 #include "providers/sim_defaults.h"
+#include "queue/jetstream/jetstream_queue.h"
 #include "queue/queue.h"
 #include "sim/simulator.h"
 #include "store/postgres/postgres_store.h"
@@ -39,6 +40,18 @@
 
 namespace herald::cmd {
 namespace {
+
+// "nats://h1:p1,h2:p2" -> "nats://h1:p1,nats://h2:p2": libnats wants a scheme on every server.
+std::string NatsUrls(const std::string& queue) {
+  std::string out;
+  std::stringstream ss(queue);
+  for (std::string part; std::getline(ss, part, ',');) {
+    if (part.empty()) continue;
+    if (part.find("://") == std::string::npos) part = "nats://" + part;
+    out += (out.empty() ? "" : ",") + part;
+  }
+  return out;
+}
 
 namespace fs = std::filesystem;
 
@@ -162,6 +175,20 @@ int RunServe(const ServeOptions& options) {
                                            "Writes committed per store transaction.",
                                            {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024});
   auto on_batch = [&batch_sizes](size_t n) { batch_sizes.Observe(static_cast<double>(n)); };
+  const bool jetstream = options.queue.rfind("nats://", 0) == 0;
+  if (!jetstream && !options.queue.empty() && options.queue != "local") {
+    std::fprintf(stderr,
+                 "herald: --queue must be local or nats://host:port[,host:port...], not \"%s\"\n",
+                 options.queue.c_str());
+    return 2;
+  }
+  if (jetstream && !IsPostgresUri(options.store)) {
+    std::fprintf(stderr,
+                 "herald: --queue nats://... needs a PostgreSQL store (--store postgresql://...): "
+                 "SQLite is one process's store, and the processes sharing a JetStream queue "
+                 "must share their store\n");
+    return 2;
+  }
   Result<std::unique_ptr<Store>> store = Error{};
   std::string store_name;  // for the log: never the URI, which may hold a password
   if (options.store.empty() || options.store == "sqlite") {
@@ -250,19 +277,35 @@ int RunServe(const ServeOptions& options) {
     };
   }
   ProviderDirectory directory(store->get(), http_client.get(), &timers, directory_options);
-  std::unique_ptr<Queue> queue = MakeLocalQueue({});  // the dispatcher sets its limits
-  Store* sweep_store = store->get();
-  if (auto n = RebuildLocalQueue(*queue,
-                                 [sweep_store](int64_t after, int limit) {
-                                   return sweep_store->ListUnfinishedDeliveries(after, limit);
-                                 });
-      !n.ok()) {
-    std::fprintf(stderr, "herald: cannot read unfinished deliveries: %s\n",
-                 n.error().message.c_str());
-    reaper.Stop();
-    return 1;
-  } else if (*n > 0) {
-    observe::Info("deliveries_requeued", {{"count", static_cast<long long>(*n)}});
+  std::unique_ptr<Queue> queue;  // the dispatcher sets its limits
+  if (jetstream) {
+    // The stream is durable: what it holds survives this process, so no rebuild.
+    JetStreamQueueOptions queue_options;
+    queue_options.urls = NatsUrls(options.queue);
+    Result<std::unique_ptr<Queue>> opened = OpenJetStreamQueue(queue_options);
+    if (!opened.ok()) {
+      std::fprintf(stderr, "herald: cannot open the JetStream queue: %s\n",
+                   opened.error().message.c_str());
+      reaper.Stop();
+      return 1;
+    }
+    queue = std::move(*opened);
+    observe::Info("queue_opened", {{"queue", "jetstream"}, {"stream", queue_options.stream}});
+  } else {
+    queue = MakeLocalQueue({});
+    Store* sweep_store = store->get();
+    if (auto n = RebuildLocalQueue(*queue,
+                                   [sweep_store](int64_t after, int limit) {
+                                     return sweep_store->ListUnfinishedDeliveries(after, limit);
+                                   });
+        !n.ok()) {
+      std::fprintf(stderr, "herald: cannot read unfinished deliveries: %s\n",
+                   n.error().message.c_str());
+      reaper.Stop();
+      return 1;
+    } else if (*n > 0) {
+      observe::Info("deliveries_requeued", {{"count", static_cast<long long>(*n)}});
+    }
   }
   Fanout fanout(store->get(), queue.get(), &metrics);
   fanout.Start();

@@ -15,6 +15,9 @@ struct ServeOptions {
   // PostgreSQL with synchronous standbys: answer a write only once a standby has it
   // (PostgresStoreOptions::require_standby).
   bool store_require_standby = false;
+  // "local" (in process; its durable state is the store) or a NATS JetStream cluster,
+  // nats://host:port[,host:port...] (needs a PostgreSQL store: SQLite is one process's).
+  std::string queue = "local";
   std::string listen = "127.0.0.1:8080";
   int io_threads = 2;
   int worker_threads = 32;

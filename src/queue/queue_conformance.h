@@ -11,7 +11,9 @@
 #include <memory>
 #include <span>
 #include <ostream>
+#include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/clock.h"
@@ -32,7 +34,12 @@ inline void PrintTo(const QueueFactory& f, std::ostream* os) { *os << f.name; }
 
 class QueueConformanceTest : public ::testing::TestWithParam<QueueFactory> {
  protected:
-  std::unique_ptr<Queue> Open(QueueOptions options = {}) { return GetParam().open(options); }
+  // Fails the test (by an exception gtest reports) when the backend cannot be opened.
+  std::unique_ptr<Queue> Open(QueueOptions options = {}) {
+    std::unique_ptr<Queue> q = GetParam().open(options);
+    if (q == nullptr) throw std::runtime_error(GetParam().name + " queue did not open");
+    return q;
+  }
 
   // A due job; deadlines are given relative to t0_, the test's start.
   DeliveryJob Job(int64_t delivery, int64_t tenant, UnixMillis deadline_in, uint8_t priority = 10,
@@ -72,7 +79,23 @@ class QueueConformanceTest : public ::testing::TestWithParam<QueueFactory> {
     Status st = q.Retry(lease, not_before);
     ASSERT_TRUE(st.ok()) << st.error().message;
   }
+  // How many jobs a load test moves: all of `n` through the local queue, a twentieth through a
+  // remote one (every job is a replicated publish there; the rates are printed either way).
+  static int64_t Scaled(const Queue& q, int64_t n) { return q.lease_time().count() == 0 ? n : n / 20; }
+
   static size_t Queued(const Queue& q) { return q.Stats().queued; }
+  // The count once the snapshot has caught up: a remote backend's Stats may be up to a second
+  // behind, so it is read again for up to 3 s until it shows `want` (the local queue's is exact
+  // at once). Returns the last count read.
+  static size_t Queued(const Queue& q, size_t want) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    size_t n = q.Stats().queued;
+    while (n != want && q.lease_time().count() > 0 && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(milliseconds(50));
+      n = q.Stats().queued;
+    }
+    return n;
+  }
   static size_t InFlight(const Queue& q) { return q.Stats().in_flight; }
 
   // Tests of the strict order (QueueOrder::kStrictEdf) do not apply to a backend that declares

@@ -26,7 +26,7 @@ TEST_P(QueueConformanceTest, TenantAtItsLimitIsPassedOver) {
   std::vector<Lease> got = Take(*q, 10, milliseconds(0));
   EXPECT_THAT(Keys(got), ElementsAre(1, 2, 11, 12));
   EXPECT_EQ(InFlight(*q), 4u);
-  EXPECT_EQ(Queued(*q), 3u);
+  EXPECT_EQ(Queued(*q, 3u), 3u);
   EXPECT_THAT(Take(*q, 10, milliseconds(0)), IsEmpty());
 
   Ack(*q, got[1]);  // tenant 1 has a free slot again: its earliest job goes next
@@ -111,7 +111,7 @@ TEST_P(QueueConformanceTest, DelayedJobOfATenantAtItsLimitWaitsForItsSlot) {
 // ones; B's go next, not after A's flood.
 TEST_P(QueueConformanceTest, LaterDeadlineFloodDoesNotDelayAnotherTenantsEarlierDeadline) {
   auto q = Open();
-  constexpr int64_t kFlood = 100000;
+  const int64_t kFlood = Scaled(*q, 100000);
   std::vector<DeliveryJob> flood;
   for (int64_t i = 0; i < kFlood; ++i) {
     flood.push_back(Job(i, 1, 20 * kMinute + i % 1000));
@@ -123,7 +123,7 @@ TEST_P(QueueConformanceTest, LaterDeadlineFloodDoesNotDelayAnotherTenantsEarlier
   std::vector<DeliveryJob> b;
   for (int64_t i = 0; i < 10; ++i) b.push_back(Job(kFlood + i, 2, 10 * kMinute, 5));
   Push(*q, b);
-  EXPECT_EQ(Queued(*q), static_cast<size_t>(kFlood + 10));
+  EXPECT_EQ(Queued(*q, static_cast<size_t>(kFlood + 10)), static_cast<size_t>(kFlood + 10));
 
   std::vector<Lease> got = Take(*q, 4, milliseconds(0));
   std::vector<Lease> more = Take(*q, 6, milliseconds(0));
@@ -141,7 +141,7 @@ TEST_P(QueueConformanceTest, FloodAtItsTenantLimitLeavesRoomForAnotherTenant) {
   QueueOptions o;
   o.max_in_flight_per_tenant = 8;
   auto q = Open(o);
-  constexpr int64_t kFlood = 100000;
+  const int64_t kFlood = Scaled(*q, 100000);
   std::vector<DeliveryJob> flood;
   for (int64_t i = 0; i < kFlood; ++i) flood.push_back(Job(i, 1, 5 * kMinute));
   Push(*q, std::move(flood));
@@ -159,7 +159,7 @@ TEST_P(QueueConformanceTest, FloodAtItsTenantLimitLeavesRoomForAnotherTenant) {
   }
   EXPECT_EQ(b_taken, 10u);
   EXPECT_EQ(a_taken, 16u);  // A goes on at its limit too
-  EXPECT_EQ(Queued(*q), static_cast<size_t>(kFlood - 16));
+  EXPECT_EQ(Queued(*q, static_cast<size_t>(kFlood - 16)), static_cast<size_t>(kFlood - 16));
 }
 
 }  // namespace
