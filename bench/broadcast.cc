@@ -6,10 +6,14 @@
 // the same simulator endpoint in the same run, with the ratio.
 //
 //   build/bench_broadcast [--users=1000000] [--h2load-requests=400000] [--provider=sim|null]
-//                         [--store=postgres]
+//                         [--store=postgres] [--queue=nats]
 //
 // --store=postgres runs the same broadcast again on PostgreSQL (a throwaway local server with
 // fsync on, started by the benchmark) and prints its figures and the ratio to SQLite's.
+//
+// --queue=nats runs it a third time on PostgreSQL with the JetStream queue: a 3-node
+// nats-server cluster the benchmark starts on loopback, the stream R3, one Herald process (the
+// multi-process figure is issue 10's next step). Everything shares the machine's cores.
 //
 // --provider=null replaces the provider clients with one that accepts every message at once, in
 // process: no network, no simulator. It measures what the pipeline itself (store, fan-out,
@@ -41,10 +45,12 @@
 #include "pipeline/provider_directory.h"
 #include "providers/jwt.h"
 #include "providers/sim_defaults.h"
+#include "queue/jetstream/jetstream_queue.h"
 #include "queue/queue.h"
 #include "sim/demo_credentials.h"
 #include "store/postgres/postgres_store.h"
 #include "store/sqlite/sqlite_store.h"
+#include "testing/nats/nats_test_cluster.h"
 #include "testing/pg_test_server.h"
 
 namespace herald {
@@ -205,8 +211,9 @@ void PrintPgTopStatements(const std::string& uri) {
 
 // One broadcast on one store ("sqlite" or "postgres"); its deliveries/s (0 when it failed).
 double Run(const std::string& kind, int users, int h2load_requests, bool null_provider,
-           int sim_port, const std::string& sim_url) {
-  std::printf("---- store: %s\n", kind.c_str());
+           int sim_port, const std::string& sim_url, bool nats = false) {
+  std::printf("---- store: %s, queue: %s\n", kind.c_str(),
+              nats ? "jetstream (3 nodes, R3)" : "local");
   const auto dir = bench::TempDir("bench-broadcast");
   std::atomic<int64_t> transactions{0}, writes{0};
   auto on_batch = [&](size_t n) {
@@ -296,7 +303,25 @@ double Run(const std::string& kind, int users, int h2load_requests, bool null_pr
     };
   }
   ProviderDirectory directory(store.get(), client.get(), &timers, d);
-  std::unique_ptr<Queue> queue = MakeLocalQueue({});
+  std::unique_ptr<natstest::NatsTestCluster> cluster;
+  std::unique_ptr<Queue> queue;
+  if (nats) {
+    cluster = std::make_unique<natstest::NatsTestCluster>(3);
+    if (!cluster->Start()) {
+      std::printf("cannot start the NATS cluster: %s\n", cluster->last_error().c_str());
+      return 0;
+    }
+    JetStreamQueueOptions qo;
+    qo.urls = cluster->Urls();
+    Result<std::unique_ptr<Queue>> q = OpenJetStreamQueue(qo);
+    if (!q.ok()) {
+      std::printf("cannot open the JetStream queue: %s\n", q.error().message.c_str());
+      return 0;
+    }
+    queue = std::move(*q);
+  } else {
+    queue = MakeLocalQueue({});
+  }
   Fanout fanout(store.get(), queue.get(), &metrics);
   Dispatcher dispatcher(store.get(), queue.get(), &directory, &metrics);
   fanout.Start();
@@ -313,6 +338,14 @@ double Run(const std::string& kind, int users, int h2load_requests, bool null_pr
   const auto send_start = Clock::now();
   const double cpu_start = bench::ProcessCpuSeconds();
   const double server_cpu_start = pg ? bench::ProcessTreeCpuSeconds(pg->pid()) : 0;
+  auto nats_cpu_now = [&cluster] {
+    double total = 0;
+    for (int i = 0; cluster && i < cluster->nodes(); ++i) {
+      total += bench::ProcessTreeCpuSeconds(cluster->pid(i));
+    }
+    return total;
+  };
+  const double nats_cpu_start = nats_cpu_now();
   auto created = store->CreateNotification(n);
   if (!created.ok()) return 0;
   fanout.Submit(created->notification.id);
@@ -345,6 +378,7 @@ double Run(const std::string& kind, int users, int h2load_requests, bool null_pr
   const double recorded = bench::Seconds(send_start);
   const double cpu = bench::ProcessCpuSeconds() - cpu_start;
   const double server_cpu = pg ? bench::ProcessTreeCpuSeconds(pg->pid()) - server_cpu_start : 0;
+  const double nats_cpu = nats_cpu_now() - nats_cpu_start;
 
   auto final_n = store->GetNotification(tenant.id, created->notification.id);
   // Exact accept->provider latency: each sent delivery's update time minus the acceptance.
@@ -380,6 +414,10 @@ double Run(const std::string& kind, int users, int h2load_requests, bool null_pr
   if (pg) {
     std::printf(", database server %.1f s (%.0f us a delivery)", server_cpu,
                 server_cpu * 1e6 / static_cast<double>(expected));
+  }
+  if (cluster) {
+    std::printf(", nats-server x3 %.1f s (%.0f us a delivery)", nats_cpu,
+                nats_cpu * 1e6 / static_cast<double>(expected));
   }
   std::printf("\n");
   std::printf("store: %lld transactions, %.1f writes each on average\n",
@@ -424,7 +462,8 @@ int Main(int argc, char** argv) {
   const int users = std::stoi(bench::Flag(argc, argv, "users", "1000000"));
   const int h2load_requests = std::stoi(bench::Flag(argc, argv, "h2load-requests", "400000"));
   const bool null_provider = bench::Flag(argc, argv, "provider", "sim") == "null";
-  const bool with_pg = bench::Flag(argc, argv, "store", "sqlite") == "postgres";
+  const bool with_nats = bench::Flag(argc, argv, "queue", "local") == "nats";
+  const bool with_pg = bench::Flag(argc, argv, "store", "sqlite") == "postgres" || with_nats;
   if (!crypto::InitCrypto()) return 1;
   const std::filesystem::path herald =
       std::filesystem::canonical("/proc/self/exe").parent_path() / "herald";
@@ -440,11 +479,20 @@ int Main(int argc, char** argv) {
     std::printf("---- postgres / sqlite: %.0f / %.0f deliveries/s = %.2f\n", pg_rate, sqlite_rate,
                 sqlite_rate > 0 ? pg_rate / sqlite_rate : 0);
   }
+  double nats_rate = 0;
+  if (with_nats) {
+    nats_rate = Run("postgres", users, h2load_requests, null_provider, sim_port, sim_url, true);
+    std::printf(
+        "---- jetstream / local queue (both on postgres): %.0f / %.0f deliveries/s = %.2f\n",
+        nats_rate, pg_rate, pg_rate > 0 ? nats_rate / pg_rate : 0);
+    std::printf("---- jetstream+postgres / sqlite single process: %.2f\n",
+                sqlite_rate > 0 ? nats_rate / sqlite_rate : 0);
+  }
   if (sim_pid > 0) {
     kill(sim_pid, SIGTERM);
     waitpid(sim_pid, nullptr, 0);
   }
-  return sqlite_rate > 0 && (!with_pg || pg_rate > 0) ? 0 : 1;
+  return sqlite_rate > 0 && (!with_pg || pg_rate > 0) && (!with_nats || nats_rate > 0) ? 0 : 1;
 }
 
 }  // namespace

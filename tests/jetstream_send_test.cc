@@ -5,8 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <filesystem>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 #include <thread>
 
@@ -53,8 +53,8 @@ TEST(JetStreamSendTest, TwoProcessesOnOneStreamDeliverEveryDeviceOnce) {
   ASSERT_TRUE(sim.WaitReady());
   const std::string store = pg->FreshSchemaUri("jetstream");
   HeraldOptions options;
-  options.args = {"--sim", sim.url(), "--sim-smtp", sim.smtp(), "--store", store, "--queue",
-                  nats->Urls()};
+  options.args = {"--sim",   sim.url(), "--sim-smtp", sim.smtp(),
+                  "--store", store,     "--queue",    nats->Urls()};
   options.ready_timeout = 60s;  // the first start creates the stream's 32 R3 consumers
   options.env = {{"HERALD_ADMIN_TOKEN", "jetstream-admin-token-0123456789abcdef"}};
   HeraldProcess first(options);

@@ -47,8 +47,9 @@ std::string NatsUrls(const std::string& queue) {
   std::stringstream ss(queue);
   for (std::string part; std::getline(ss, part, ',');) {
     if (part.empty()) continue;
-    if (part.find("://") == std::string::npos) part = "nats://" + part;
-    out += (out.empty() ? "" : ",") + part;
+    if (part.find("://") == std::string::npos) part.insert(0, "nats://");
+    if (!out.empty()) out += ',';
+    out += part;
   }
   return out;
 }

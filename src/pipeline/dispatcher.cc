@@ -84,9 +84,8 @@ Dispatcher::Dispatcher(Store* store, Queue* queue, ProviderDirectory* providers,
       limit_(ConcurrencyLimitOptions{.initial = std::min<size_t>(64, options.max_in_flight),
                                      .min = options.min_in_flight,
                                      .max = options.max_in_flight}),
-      take_failures_(metrics->GetCounter("herald_queue_errors_total",
-                                         "Queue calls that failed, by operation",
-                                         {{"op", "take"}})),
+      take_failures_(metrics->GetCounter(
+          "herald_queue_errors_total", "Queue calls that failed, by operation", {{"op", "take"}})),
       settle_failures_(metrics->GetCounter("herald_queue_errors_total",
                                            "Queue calls that failed, by operation",
                                            {{"op", "settle"}})),
@@ -139,9 +138,9 @@ void Dispatcher::Run() {
     // it moves). A job's lease lasts until its outcome is committed, so the queue's count also
     // holds the outcomes waiting for the store (at most max_unrecorded, plus those gathering
     // for the next write and one batch taken meanwhile): they are allowed on top of the share.
-    const size_t tenant_cap =
-        std::max<size_t>(1, static_cast<size_t>(static_cast<double>(limit) * options_.tenant_share)) +
-        max_unrecorded + kFlushAt + options_.batch;
+    const size_t tenant_cap = std::max<size_t>(1, static_cast<size_t>(static_cast<double>(limit) *
+                                                                      options_.tenant_share)) +
+                              max_unrecorded + kFlushAt + options_.batch;
     if (options_.tenant_share > 0 && applied_limit_.exchange(tenant_cap) != tenant_cap) {
       QueueOptions q;
       q.max_in_flight_per_tenant = tenant_cap;
@@ -224,8 +223,8 @@ void Dispatcher::Dispatch(std::vector<Lease> leases) {
       continue;
     }
     if (!t.suppress_reason.empty()) {
-      Finish(lease, DeliveryUpdate{job.delivery, DeliveryStatus::kSuppressed, now, "",
-                                   job.attempt, t.suppress_reason, "", false});
+      Finish(lease, DeliveryUpdate{job.delivery, DeliveryStatus::kSuppressed, now, "", job.attempt,
+                                   t.suppress_reason, "", false});
       continue;
     }
     if (now >= job.deadline) {
@@ -308,8 +307,8 @@ void Dispatcher::OnOutcome(const Lease& lease, int attempt, UnixMillis dispatche
   }
   std::optional<UnixMillis> next = retry_.NextAttempt(attempt, r.retry_after_ms, now, job.deadline);
   if (!next) {
-    Finish(lease, update(DeliveryStatus::kExpired, r.provider, "deadline_passed after " + ReasonOf(r),
-                       "", false));
+    Finish(lease, update(DeliveryStatus::kExpired, r.provider,
+                         "deadline_passed after " + ReasonOf(r), "", false));
     return;
   }
   // The queue gives the job back with attempt + 1 (this one), once the change is durable.
@@ -332,7 +331,7 @@ void Dispatcher::Record(DeliveryUpdate update, const Lease* settles, UnixMillis 
     if (updates_.empty()) oldest_update_ = std::chrono::steady_clock::now();
     updates_.push_back(std::move(update));
     if (settles != nullptr && retry_at == 0) settle_.acks.push_back(*settles);
-    if (settles != nullptr && retry_at != 0) settle_.retries.push_back({*settles, retry_at});
+    if (settles != nullptr && retry_at != 0) settle_.retries.emplace_back(*settles, retry_at);
     flush = updates_.size() >= kFlushAt;
   }
   if (flush) FlushUpdates();

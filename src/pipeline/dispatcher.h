@@ -18,9 +18,9 @@
 #include <cstddef>
 #include <mutex>
 #include <span>
+#include <thread>
 #include <unordered_map>
 #include <utility>
-#include <thread>
 #include <vector>
 
 #include "observe/metrics.h"
@@ -112,7 +112,7 @@ class Dispatcher {
 
   std::mutex updates_mu_;
   std::vector<DeliveryUpdate> updates_;
-  Settlement settle_;  // the leases updates_ settle
+  Settlement settle_;                                    // the leases updates_ settle
   std::chrono::steady_clock::time_point oldest_update_;  // when updates_ got its first change
 
   std::atomic<bool> stopping_{false};

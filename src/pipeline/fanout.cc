@@ -17,9 +17,9 @@ Fanout::Fanout(Store* store, Queue* queue, observe::Registry* metrics, FanoutOpt
       pages_(metrics->GetCounter("herald_fanout_pages_total", "Fan-out pages written")),
       deliveries_(metrics->GetCounter("herald_fanout_deliveries_total",
                                       "Deliveries created by the fan-out")),
-      push_failures_(metrics->GetCounter("herald_queue_errors_total",
-                                         "Queue calls that failed, by operation",
-                                         {{"op", "push"}})) {}
+      push_failures_(metrics->GetCounter(
+          "herald_queue_errors_total", "Queue calls that failed, by operation", {{"op", "push"}})) {
+}
 
 Fanout::~Fanout() { Stop(); }
 
@@ -84,7 +84,7 @@ void Fanout::Run() {
     }
     pages_.Inc();
     deliveries_.Inc(page->jobs.size());
-    if (!page->jobs.empty() && !PushUntilQueued(std::move(page->jobs))) return;  // stopping
+    if (!page->jobs.empty() && !PushUntilQueued(page->jobs)) return;  // stopping
     if (!page->done) {
       std::lock_guard lock(mu_);
       active_.push_back(std::move(id));
@@ -92,7 +92,7 @@ void Fanout::Run() {
   }
 }
 
-bool Fanout::PushUntilQueued(std::vector<DeliveryJob> jobs) {
+bool Fanout::PushUntilQueued(const std::vector<DeliveryJob>& jobs) {
   // The page is committed: its deliveries exist and must reach the queue. A remote queue out of
   // reach is waited for (the same jobs again are no duplicates); the local one fails only when
   // closed, and its next start rebuilds itself from the store.
@@ -101,8 +101,7 @@ bool Fanout::PushUntilQueued(std::vector<DeliveryJob> jobs) {
     if (pushed.ok()) return true;
     push_failures_.Inc();
     if (failures % 10 == 0) {
-      observe::Warn("fanout_push_failed",
-                    {{"jobs", jobs.size()}, {"error", pushed.error().code}});
+      observe::Warn("fanout_push_failed", {{"jobs", jobs.size()}, {"error", pushed.error().code}});
     }
     std::unique_lock lock(mu_);
     if (cv_.wait_for(lock, std::chrono::milliseconds(200), [this] { return stop_; })) {

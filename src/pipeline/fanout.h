@@ -46,7 +46,7 @@ class Fanout {
   void Run();
   // Pushes a written page's jobs, again and again while the queue refuses them; false when the
   // fan-out stops first.
-  bool PushUntilQueued(std::vector<DeliveryJob> jobs);
+  bool PushUntilQueued(const std::vector<DeliveryJob>& jobs);
 
   Store* store_;
   Queue* queue_;

@@ -7,8 +7,8 @@
 #include <chrono>
 #include <filesystem>
 #include <memory>
-#include <span>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -55,8 +55,7 @@ class AckCheckingQueue final : public Queue {
   Status Ack(std::span<const Lease> leases) override {
     for (const Lease& lease : leases) {
       Result<Page<Delivery>> page = store_->ListDeliveries(
-          tenant_, notification_, DeliveryStatus::kSent,
-          PageRequest{"", 1000});
+          tenant_, notification_, DeliveryStatus::kSent, PageRequest{"", 1000});
       bool stored = false;
       if (page.ok()) {
         for (const Delivery& d : page->items) stored |= d.id == DeliveryIdOf(lease.job.delivery);
@@ -263,8 +262,7 @@ TEST_F(PipelineTest, JobsAreAcknowledgedOnlyOnceTheirOutcomeIsStored) {
   AckCheckingQueue checking(queue_.get(), store_.get(), tenant_.id, id);
   fanout_ = std::make_unique<Fanout>(store_.get(), &checking, &metrics_);
   fanout_->Start();
-  dispatcher_ =
-      std::make_unique<Dispatcher>(store_.get(), &checking, directory_.get(), &metrics_);
+  dispatcher_ = std::make_unique<Dispatcher>(store_.get(), &checking, directory_.get(), &metrics_);
   dispatcher_->Start();
   Notification n = WaitCompleted(id);
   ASSERT_EQ(n.counts[static_cast<size_t>(DeliveryStatus::kSent)], kUsers);

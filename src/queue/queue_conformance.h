@@ -9,8 +9,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <span>
 #include <ostream>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -81,7 +81,9 @@ class QueueConformanceTest : public ::testing::TestWithParam<QueueFactory> {
   }
   // How many jobs a load test moves: all of `n` through the local queue, a twentieth through a
   // remote one (every job is a replicated publish there; the rates are printed either way).
-  static int64_t Scaled(const Queue& q, int64_t n) { return q.lease_time().count() == 0 ? n : n / 20; }
+  static int64_t Scaled(const Queue& q, int64_t n) {
+    return q.lease_time().count() == 0 ? n : n / 20;
+  }
 
   static size_t Queued(const Queue& q) { return q.Stats().queued; }
   // The count once the snapshot has caught up: a remote backend's Stats may be up to a second

@@ -21,8 +21,8 @@ TEST_P(QueueConformanceTest, TenantAtItsLimitIsPassedOver) {
   o.max_in_flight_per_tenant = 2;
   auto q = Open(o);
   Push(*q, {Job(1, 1, 1 * kMinute), Job(2, 1, 2 * kMinute), Job(3, 1, 3 * kMinute),
-           Job(4, 1, 4 * kMinute, 10, Channel::kSms), Job(11, 2, 8 * kMinute),
-           Job(12, 2, 9 * kMinute, 10, Channel::kIos), Job(13, 2, 10 * kMinute)});
+            Job(4, 1, 4 * kMinute, 10, Channel::kSms), Job(11, 2, 8 * kMinute),
+            Job(12, 2, 9 * kMinute, 10, Channel::kIos), Job(13, 2, 10 * kMinute)});
   std::vector<Lease> got = Take(*q, 10, milliseconds(0));
   EXPECT_THAT(Keys(got), ElementsAre(1, 2, 11, 12));
   EXPECT_EQ(InFlight(*q), 4u);
@@ -40,7 +40,7 @@ TEST_P(QueueConformanceTest, LimitsCanChangeWhileJobsAreInFlight) {
   o.max_in_flight_per_tenant = 1;
   auto q = Open(o);
   Push(*q, {Job(1, 1, 1 * kMinute), Job(2, 1, 2 * kMinute), Job(3, 1, 3 * kMinute),
-           Job(11, 2, 9 * kMinute)});
+            Job(11, 2, 9 * kMinute)});
   EXPECT_THAT(Keys(Take(*q, 10, milliseconds(0))), ElementsAre(1, 11));
   o.max_in_flight_per_tenant = 3;  // raised: tenant 1's waiting jobs go at once
   q->SetLimits(o);
@@ -53,7 +53,7 @@ TEST_P(QueueConformanceTest, LimitsCanChangeWhileJobsAreInFlight) {
   Ack(*q, got[0]);
   Ack(*q, got[1]);
   EXPECT_THAT(Take(*q, 10, milliseconds(0)), IsEmpty());  // job 1 is still in flight
-  q->SetLimits(QueueOptions{});                          // no limits at all
+  q->SetLimits(QueueOptions{});                           // no limits at all
   EXPECT_THAT(Keys(Take(*q, 10, milliseconds(0))), ElementsAre(4));
 }
 
@@ -62,8 +62,8 @@ TEST_P(QueueConformanceTest, ChannelAtItsLimitIsPassedOver) {
   o.max_in_flight_per_channel = 2;
   auto q = Open(o);
   Push(*q, {Job(1, 1, 1 * kMinute), Job(2, 2, 2 * kMinute), Job(3, 3, 3 * kMinute),
-           Job(4, 1, 4 * kMinute, 10, Channel::kSms), Job(5, 2, 5 * kMinute, 10, Channel::kIos),
-           Job(6, 3, 6 * kMinute, 10, Channel::kSms), Job(7, 1, 7 * kMinute, 10, Channel::kSms)});
+            Job(4, 1, 4 * kMinute, 10, Channel::kSms), Job(5, 2, 5 * kMinute, 10, Channel::kIos),
+            Job(6, 3, 6 * kMinute, 10, Channel::kSms), Job(7, 1, 7 * kMinute, 10, Channel::kSms)});
   std::vector<Lease> got = Take(*q, 10, milliseconds(0));
   EXPECT_THAT(Keys(got), ElementsAre(1, 2, 4, 5, 6));
   EXPECT_THAT(Take(*q, 10, milliseconds(0)), IsEmpty());

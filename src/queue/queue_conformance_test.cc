@@ -4,10 +4,9 @@
 // the backend list, order, delayed jobs, waiting, duplicates and Close.
 #include "queue/queue_conformance.h"
 
-#include <unistd.h>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdint>
@@ -93,7 +92,7 @@ TEST_P(QueueConformanceTest, TakeReturnsTheJobAsPushed) {
 TEST_P(QueueConformanceTest, HigherPriorityBreaksDeadlineTies) {
   auto q = Open();
   Push(*q, {Job(1, 1, kMinute, 5), Job(2, 2, kMinute, 10), Job(3, 1, 2 * kMinute, 10),
-           Job(4, 3, kMinute, 7), Job(5, 1, kMinute / 2, 1)});
+            Job(4, 3, kMinute, 7), Job(5, 1, kMinute / 2, 1)});
   EXPECT_THAT(DrainOneByOne(*q), ElementsAre(5, 2, 4, 1, 3));
 }
 

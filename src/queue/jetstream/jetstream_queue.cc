@@ -76,8 +76,8 @@ bool Decode(const char* p, int len, DeliveryJob* j) {
   if (channel >= std::size(kAllChannels)) return false;
   j->channel = static_cast<Channel>(channel);
   j->priority = static_cast<uint8_t>(p[42]);
-  j->attempt = static_cast<uint16_t>(static_cast<uint8_t>(p[43]) |
-                                     static_cast<uint8_t>(p[44]) << 8);
+  j->attempt =
+      static_cast<uint16_t>(static_cast<uint8_t>(p[43]) | static_cast<uint8_t>(p[44]) << 8);
   return true;
 }
 
@@ -141,8 +141,8 @@ class JetStreamQueue final : public Queue {
       s = natsConnection_Subscribe(&bell_, nc_, BellSubject().c_str(), &OnBell, this);
     }
     if (s != NATS_OK) {
-      return Unavailable("queue_unavailable", "Cannot subscribe to " + BellSubject() + ": " +
-                                                  NatsText(s));
+      return Unavailable("queue_unavailable",
+                         "Cannot subscribe to " + BellSubject() + ": " + NatsText(s));
     }
     housekeeper_ = std::thread([this] { Housekeep(); });
     return Status::Ok();
@@ -291,8 +291,8 @@ class JetStreamQueue final : public Queue {
       retried_.fetch_add(1);
       std::lock_guard lock(mu_);
       Consumer& c = consumers_[ConsumerOf(lease.job)];
-      c.empty_until = std::min(c.empty_until, std::chrono::steady_clock::now() +
-                                                  milliseconds(delay));
+      c.empty_until =
+          std::min(c.empty_until, std::chrono::steady_clock::now() + milliseconds(delay));
     }
     return st;
   }
@@ -357,7 +357,7 @@ class JetStreamQueue final : public Queue {
     std::string subject;
     std::string durable;
     std::string next_subject;  // $JS.API.CONSUMER.MSG.NEXT.<stream>.<durable>
-    size_t staged = 0;    // its jobs in the stage, not yet taken (mu_)
+    size_t staged = 0;         // its jobs in the stage, not yet taken (mu_)
     std::chrono::steady_clock::time_point empty_until{};  // found empty: skipped until (mu_)
   };
   struct Message {
@@ -477,6 +477,7 @@ class JetStreamQueue final : public Queue {
                        "The queue URL names no NATS server (nats://host:port[,host:port...]).");
     }
     std::vector<const char*> raw;
+    raw.reserve(urls.size());
     for (const std::string& u : urls) raw.push_back(u.c_str());
     natsOptions* opts = nullptr;
     if (natsOptions_Create(&opts) != NATS_OK) {
@@ -517,7 +518,8 @@ class JetStreamQueue final : public Queue {
                    std::to_string(options_.replicas) + ")";
       }
       if (c.Storage != js_FileStorage) differs += " storage (want file)";
-      if (c.SubjectsLen != 1 || subjects != c.Subjects[0]) differs += " subjects (want " + subjects + ")";
+      if (c.SubjectsLen != 1 || subjects != c.Subjects[0])
+        differs += " subjects (want " + subjects + ")";
       jsStreamInfo_Destroy(si);
       if (!differs.empty()) {
         return MakeError(ErrorKind::kConflict, "queue_stream_mismatch",
@@ -540,8 +542,8 @@ class JetStreamQueue final : public Queue {
     cfg.Retention = js_WorkQueuePolicy;
     cfg.Storage = js_FileStorage;
     cfg.Replicas = options_.replicas;
-    cfg.Duplicates = std::chrono::duration_cast<std::chrono::nanoseconds>(options_.duplicate_window)
-                         .count();
+    cfg.Duplicates =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(options_.duplicate_window).count();
     s = js_AddStream(&si, js_, &cfg, nullptr, &jerr);
     if (si != nullptr) jsStreamInfo_Destroy(si);
     if (s != NATS_OK) {
@@ -557,7 +559,8 @@ class JetStreamQueue final : public Queue {
     consumers_ = std::vector<Consumer>(static_cast<size_t>(options_.classes * options_.shards));
     for (int cls = 0; cls < options_.classes; ++cls) {
       for (int shard = 0; shard < options_.shards; ++shard) {
-        Consumer& c = consumers_[static_cast<size_t>(cls * options_.shards + shard)];
+        Consumer& c = consumers_[static_cast<size_t>(cls) * static_cast<size_t>(options_.shards) +
+                                 static_cast<size_t>(shard)];
         c.subject = prefix_ + ".c" + std::to_string(cls) + ".s" + std::to_string(shard);
         c.durable = options_.stream + "_c" + std::to_string(cls) + "_s" + std::to_string(shard);
         jsConsumerConfig cc;
@@ -576,8 +579,8 @@ class JetStreamQueue final : public Queue {
         natsStatus s = js_GetConsumerInfo(&ci, js_, options_.stream.c_str(), c.durable.c_str(),
                                           nullptr, &jerr);
         if (s == NATS_OK) {
-          const bool same = ci->Config->AckWait == cc.AckWait &&
-                            ci->Config->MaxAckPending == cc.MaxAckPending;
+          const bool same =
+              ci->Config->AckWait == cc.AckWait && ci->Config->MaxAckPending == cc.MaxAckPending;
           jsConsumerInfo_Destroy(ci);
           ci = nullptr;
           if (!same) s = js_UpdateConsumer(&ci, js_, options_.stream.c_str(), &cc, nullptr, &jerr);
@@ -601,7 +604,7 @@ class JetStreamQueue final : public Queue {
     Result<std::vector<Lease>> got = stage_->Take(max - out->size(), milliseconds(0));
     if (!got.ok() || got->empty()) return;
     std::lock_guard lock(mu_);
-    for (Lease& lease : *got) {
+    for (const Lease& lease : *got) {
       auto it = staged_.find(lease.job.delivery);
       if (it == staged_.end()) continue;  // cannot happen: every staged job has its message
       Consumer& c = consumers_[it->second.consumer];
@@ -609,7 +612,7 @@ class JetStreamQueue final : public Queue {
       held_.emplace(lease.token, it->second);
       held_delivery_[lease.job.delivery] = lease.token;
       staged_.erase(it);
-      out->push_back(std::move(lease));
+      out->push_back(lease);
     }
   }
 
@@ -656,20 +659,18 @@ class JetStreamQueue final : public Queue {
     Consumer& c = consumers_[index];
     const uint64_t id = ++fetch_seq_;
     const std::string reply = inbox_ + "." + std::to_string(id);
-    const std::string request =
-        "{\"batch\":" + std::to_string(batch) + ",\"no_wait\":true}";
+    const std::string request = "{\"batch\":" + std::to_string(batch) + ",\"no_wait\":true}";
     natsStatus s = natsConnection_PublishRequest(nc_, c.next_subject.c_str(), reply.c_str(),
-                                                 request.data(),
-                                                 static_cast<int>(request.size()));
+                                                 request.data(), static_cast<int>(request.size()));
     if (s == NATS_OK) s = natsConnection_Flush(nc_);
     size_t got = 0;
     bool answered = false;
     const auto until = std::chrono::steady_clock::now() + options_.request_timeout;
     std::vector<DeliveryJob> jobs;
     while (s == NATS_OK && got < batch) {
-      const auto left = std::chrono::duration_cast<milliseconds>(
-                            until - std::chrono::steady_clock::now())
-                            .count();
+      const auto left =
+          std::chrono::duration_cast<milliseconds>(until - std::chrono::steady_clock::now())
+              .count();
       if (left <= 0) break;
       natsMsg* msg = nullptr;
       if (natsSubscription_NextMsg(&msg, inbox_sub_, left) != NATS_OK) break;
@@ -708,8 +709,8 @@ class JetStreamQueue final : public Queue {
     const size_t c = subject.rfind(".c");
     const size_t sh = subject.rfind(".s");
     if (c == std::string_view::npos || sh == std::string_view::npos || sh < c) return 0;
-    const long cls = std::strtol(std::string(subject.substr(c + 2, sh - c - 2)).c_str(), nullptr,
-                                 10);
+    const long cls =
+        std::strtol(std::string(subject.substr(c + 2, sh - c - 2)).c_str(), nullptr, 10);
     const long shard = std::strtol(std::string(subject.substr(sh + 2)).c_str(), nullptr, 10);
     if (cls < 0 || cls >= options_.classes || shard < 0 || shard >= options_.shards) return 0;
     return static_cast<size_t>(cls * options_.shards + shard);
@@ -849,15 +850,15 @@ class JetStreamQueue final : public Queue {
   natsConnection* nc_ = nullptr;
   jsCtx* js_ = nullptr;
   natsSubscription* bell_ = nullptr;
-  std::string inbox_;                     // pull requests' replies: <inbox_>.<request number>
+  std::string inbox_;                      // pull requests' replies: <inbox_>.<request number>
   natsSubscription* inbox_sub_ = nullptr;  // read by the refilling taker only (refill_mu_)
-  uint64_t fetch_seq_ = 0;                // refill_mu_
-  std::vector<Consumer> consumers_;  // class * shards + shard; fixed after Open
+  uint64_t fetch_seq_ = 0;                 // refill_mu_
+  std::vector<Consumer> consumers_;        // class * shards + shard; fixed after Open
 
   mutable std::mutex mu_;
-  std::unordered_map<int64_t, Message> staged_;  // by delivery: fetched, in the stage
-  std::unordered_map<uint64_t, Message> held_;   // by lease token: taken
-  std::unordered_map<int64_t, uint64_t> held_delivery_;  // delivery -> its lease token
+  std::unordered_map<int64_t, Message> staged_;           // by delivery: fetched, in the stage
+  std::unordered_map<uint64_t, Message> held_;            // by lease token: taken
+  std::unordered_map<int64_t, uint64_t> held_delivery_;   // delivery -> its lease token
   std::vector<std::unique_ptr<PublishErrors>> orphaned_;  // tallies of timed-out publishes
   std::mutex refill_mu_;
   int next_shard_ = 0;  // refill_mu_
@@ -866,10 +867,10 @@ class JetStreamQueue final : public Queue {
   std::condition_variable wake_;
   std::atomic<bool> closed_{false};
   mutable std::mutex stats_mu_;
-  int64_t stream_msgs_ = 0;     // the stream's message count as last read (stats_mu_)
-  int64_t local_delta_ = 0;     // published minus acknowledged since that read (stats_mu_)
-  uint64_t delta_version_ = 0;  // counts changes of local_delta_ (stats_mu_)
-  std::atomic<int64_t> retried_{0};          // nak'd with a delay by this process, not back
+  int64_t stream_msgs_ = 0;          // the stream's message count as last read (stats_mu_)
+  int64_t local_delta_ = 0;          // published minus acknowledged since that read (stats_mu_)
+  uint64_t delta_version_ = 0;       // counts changes of local_delta_ (stats_mu_)
+  std::atomic<int64_t> retried_{0};  // nak'd with a delay by this process, not back
   std::atomic<int64_t> delayed_estimate_{0};  // published not yet due, not yet fetched
   std::atomic<int64_t> publish_failures_{0};
   std::atomic<int64_t> bad_messages_{0};

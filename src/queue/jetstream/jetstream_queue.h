@@ -45,11 +45,11 @@ struct JetStreamQueueOptions {
   int classes = 16;
   std::chrono::minutes class_width{4};
   int shards = 2;
-  std::chrono::milliseconds ack_wait{30'000};        // lease_time()
-  int64_t max_ack_pending = 20'000;                  // per consumer, over every process
+  std::chrono::milliseconds ack_wait{30'000};  // lease_time()
+  int64_t max_ack_pending = 20'000;            // per consumer, over every process
   std::chrono::milliseconds duplicate_window{120'000};
   std::chrono::milliseconds request_timeout{5'000};  // JetStream API calls and publish acks
-  size_t stage_target = 1024;  // jobs fetched ahead into the stage, at most
+  size_t stage_target = 1024;                        // jobs fetched ahead into the stage, at most
   // Tests: empty the stream when the queue is destroyed, for the next test's queue, and put
   // this before every message id, since the server remembers the ids of a purged stream for the
   // duplicate window (the next test's delivery 1 would be a "duplicate").

@@ -302,10 +302,10 @@ Lease LocalQueue::TakeFromLocked(Lane& lane) {
   } else {
     for (Lane& l : tenant.lanes) ReindexLocked(l);  // at its limit: out of every index
   }
-  return Lease{DeliveryJob{e.delivery, e.notification, lane.tenant_key, e.deadline,
-                           NotBeforeOf(e.start_try), lane.channel, PriorityOf(e.rank),
-                           AttemptOf(e.start_try)},
-               token};
+  return Lease{
+      DeliveryJob{e.delivery, e.notification, lane.tenant_key, e.deadline, NotBeforeOf(e.start_try),
+                  lane.channel, PriorityOf(e.rank), AttemptOf(e.start_try)},
+      token};
 }
 
 bool LocalQueue::ReleaseLocked(const Lease& lease) {

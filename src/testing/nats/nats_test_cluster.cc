@@ -119,9 +119,10 @@ bool NatsTestCluster::Start() {
     fs::create_directories(store);
     n.config = fs::path(dir_) / (n.name + ".conf");
     n.log = fs::path(dir_) / (n.name + ".log");
-    std::string conf = "server_name: " + n.name + "\nlisten: 127.0.0.1:" +
-                       std::to_string(n.client_port) + "\njetstream {\n  store_dir: \"" +
-                       store.string() + "\"\n  max_memory_store: 256MB\n  max_file_store: 4GB\n}\n";
+    std::string conf = "server_name: " + n.name +
+                       "\nlisten: 127.0.0.1:" + std::to_string(n.client_port) +
+                       "\njetstream {\n  store_dir: \"" + store.string() +
+                       "\"\n  max_memory_store: 256MB\n  max_file_store: 4GB\n}\n";
     if (nodes_.size() > 1) {
       conf += "cluster {\n  name: herald\n  listen: 127.0.0.1:" + std::to_string(n.route_port) +
               "\n  routes = [" + routes + "]\n}\n";
