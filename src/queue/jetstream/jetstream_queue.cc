@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "observe/log.h"
 
 namespace herald {
 namespace {
@@ -209,7 +210,6 @@ class JetStreamQueue final : public Queue {
       orphaned_.emplace_back(tally);
     }
     if (!complete || refused > 0) {
-      publish_failures_.fetch_add(1);
       const std::string why = !complete ? NatsText(s) : refused_text;
       return Unavailable("queue_unavailable",
                          "JetStream did not confirm the jobs (" + why +
@@ -431,10 +431,11 @@ class JetStreamQueue final : public Queue {
     return natsConnection_Publish(nc_, reply, body.data(), static_cast<int>(body.size()));
   }
 
-  // The delivery count and stream sequence from a $JS.ACK reply subject: $JS.ACK.<stream>.
-  // <consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending> (9 tokens), or with a
-  // domain and account hash after ACK (12 tokens, newer servers).
-  static bool AckInfo(const char* reply, uint64_t* delivered, uint64_t* seq) {
+  // The delivery count, stream sequence and publish time (ns) from a $JS.ACK reply subject:
+  // $JS.ACK.<stream>. <consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending> (9
+  // tokens), or with a domain and account hash after ACK (12 tokens, newer servers).
+  static bool AckInfo(const char* reply, uint64_t* delivered, uint64_t* seq,
+                      int64_t* published_ns) {
     if (reply == nullptr) return false;
     std::vector<std::string_view> tokens;
     std::string_view r(reply);
@@ -453,6 +454,7 @@ class JetStreamQueue final : public Queue {
     }
     *delivered = std::strtoull(std::string(tokens[at]).c_str(), nullptr, 10);
     *seq = std::strtoull(std::string(tokens[at + 1]).c_str(), nullptr, 10);
+    *published_ns = std::strtoll(std::string(tokens[at + 3]).c_str(), nullptr, 10);
     return true;
   }
 
@@ -696,7 +698,10 @@ class JetStreamQueue final : public Queue {
       std::lock_guard lock(mu_);
       c.empty_until = std::chrono::steady_clock::now() + kEmptyFor;
     }
-    if (!answered && got < batch && s == NATS_OK) timeouts_.fetch_add(1);
+    if (!answered && got < batch && s == NATS_OK) {
+      observe::Warn("queue_pull_unanswered",
+                    {{"consumer", c.durable}, {"messages", static_cast<long long>(got)}});
+    }
     if (!jobs.empty()) {
       (void)stage_->Push(std::move(jobs));
       wake_.notify_all();  // for takers that found the refill taken by this one
@@ -722,14 +727,16 @@ class JetStreamQueue final : public Queue {
     if (!Decode(natsMsg_GetData(msg), natsMsg_GetDataLength(msg), &job)) {
       Reply(msg, "+TERM");  // not a job of ours: never again
       natsMsg_Destroy(msg);
-      bad_messages_.fetch_add(1);
+      observe::Warn("queue_message_not_a_job", {{"subject", natsMsg_GetSubject(msg)}});
       return std::nullopt;
     }
     uint64_t seq = 0;
     uint64_t delivered = 0;
-    if (AckInfo(natsMsg_GetReply(msg), &delivered, &seq)) {
+    int64_t published_ns = 0;
+    if (AckInfo(natsMsg_GetReply(msg), &delivered, &seq, &published_ns)) {
       if (delivered == 1) {
-        if (job.not_before > NowMillis() && delayed_estimate_.load() > 0) {
+        // Counted as delayed when it was published before its time (the publish's own test).
+        if (job.not_before > published_ns / 1'000'000 && delayed_estimate_.load() > 0) {
           delayed_estimate_.fetch_sub(1);
         }
       } else {
@@ -755,7 +762,8 @@ class JetStreamQueue final : public Queue {
       } else {  // a second message for one delivery (a publish past the duplicate window)
         Reply(m.msg, "+ACK");
         natsMsg_Destroy(m.msg);
-        duplicates_.fetch_add(1);
+        observe::Info("queue_duplicate_dropped",
+                      {{"delivery", static_cast<long long>(job.delivery)}});
       }
       return false;
     }
@@ -764,7 +772,8 @@ class JetStreamQueue final : public Queue {
       if (it != held_.end() && it->second.seq != m.seq) {  // a second message, as above
         Reply(m.msg, "+ACK");
         natsMsg_Destroy(m.msg);
-        duplicates_.fetch_add(1);
+        observe::Info("queue_duplicate_dropped",
+                      {{"delivery", static_cast<long long>(job.delivery)}});
         return false;
       }
       // Our own lease ran out and the server handed the message back: the old lease is over
@@ -872,10 +881,6 @@ class JetStreamQueue final : public Queue {
   uint64_t delta_version_ = 0;       // counts changes of local_delta_ (stats_mu_)
   std::atomic<int64_t> retried_{0};  // nak'd with a delay by this process, not back
   std::atomic<int64_t> delayed_estimate_{0};  // published not yet due, not yet fetched
-  std::atomic<int64_t> publish_failures_{0};
-  std::atomic<int64_t> bad_messages_{0};
-  std::atomic<int64_t> duplicates_{0};
-  std::atomic<int64_t> timeouts_{0};  // pull requests the server did not end within the timeout
   std::thread housekeeper_;
 };
 
