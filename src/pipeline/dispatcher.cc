@@ -28,6 +28,8 @@ constexpr size_t kMinUnrecorded = 32;
 constexpr size_t kMaxUnrecorded = 2048;
 // The same share of the queue is the least the in-flight limit goes down to (up to this many).
 constexpr size_t kMaxQueueFloor = 1024;
+// How many times a job whose delivery is not (yet) in the store is taken before it is dropped.
+constexpr int kNotFoundLooks = 3;
 
 // Events never hold PII (DESIGN §4.5), but providers echo addresses in their answers (an SMTP
 // server's "550 5.1.1 <ann@example.com>: user unknown"). A reason keeps the provider's codes and
@@ -91,7 +93,10 @@ Dispatcher::Dispatcher(Store* store, Queue* queue, ProviderDirectory* providers,
                                            {{"op", "settle"}})),
       store_failures_(metrics->GetCounter(
           "herald_dispatch_unrecorded_outcomes_total",
-          "Write batches of outcomes the store gave up on (their jobs were sent again)")) {
+          "Write batches of outcomes the store gave up on (their jobs were sent again)")),
+      gone_jobs_(metrics->GetCounter(
+          "herald_dispatch_jobs_dropped_total",
+          "Queue jobs dropped without a send, by reason", {{"reason", "delivery_not_found"}})) {
   for (DeliveryStatus s : kAllDeliveryStatuses) {
     stage_counters_[static_cast<size_t>(s)] = &metrics_->GetCounter(
         "herald_delivery_events_total", "Delivery state changes recorded, by stage",
@@ -210,10 +215,22 @@ void Dispatcher::Dispatch(std::vector<Lease> leases) {
   for (const DispatchTarget& t : *targets) by_key.emplace(t.delivery, &t);
   const UnixMillis now = NowMillis();
   std::vector<Lease> nothing_to_do;  // acknowledged at once: there is nothing to record
+  std::vector<Lease> not_yet;        // looked for again a little later
   for (const Lease& lease : leases) {
     const DeliveryJob& job = lease.job;
     auto found = by_key.find(job.delivery);
-    if (found == by_key.end()) {  // the delivery no longer exists
+    if (found == by_key.end()) {
+      // No such delivery. On a queue that outlives the process the fan-out pushes a page before
+      // it commits, so the page may commit a moment from now: looked for twice more, a second
+      // apart. Then (or on the local queue at once) it never came to be (its page was rolled
+      // back) or was erased with its user.
+      if (queue_->outlives_process() && job.attempt < kNotFoundLooks) {
+        not_yet.push_back(lease);
+        continue;
+      }
+      gone_jobs_.Inc();
+      observe::Info("dispatch_delivery_not_found",
+                    {{"delivery", job.delivery}, {"attempt", job.attempt}});
       nothing_to_do.push_back(lease);
       continue;
     }
@@ -270,6 +287,7 @@ void Dispatcher::Dispatch(std::vector<Lease> leases) {
     });
   }
   if (!nothing_to_do.empty()) Settle(nothing_to_do, {}, 0);
+  if (!not_yet.empty()) Settle({}, not_yet, NowMillis() + 1'000);
 }
 
 void Dispatcher::OnOutcome(const Lease& lease, int attempt, UnixMillis dispatched_at,

@@ -109,6 +109,7 @@ class Dispatcher {
   observe::Counter& take_failures_;
   observe::Counter& settle_failures_;
   observe::Counter& store_failures_;
+  observe::Counter& gone_jobs_;
 
   std::mutex updates_mu_;
   std::vector<DeliveryUpdate> updates_;

@@ -2,9 +2,7 @@
 
 #include <pthread.h>
 
-#include <chrono>
 #include <utility>
-#include <vector>
 
 #include "observe/log.h"
 
@@ -18,24 +16,17 @@ Fanout::Fanout(Store* store, Queue* queue, observe::Registry* metrics, FanoutOpt
       deliveries_(metrics->GetCounter("herald_fanout_deliveries_total",
                                       "Deliveries created by the fan-out")),
       push_failures_(metrics->GetCounter(
-          "herald_queue_errors_total", "Queue calls that failed, by operation", {{"op", "push"}})) {
-}
+          "herald_queue_errors_total", "Queue calls that failed, by operation", {{"op", "push"}})),
+      page_failures_(metrics->GetCounter("herald_fanout_page_failures_total",
+                                         "Fan-out pages that failed and were rolled back")) {}
 
 Fanout::~Fanout() { Stop(); }
 
 void Fanout::Start() {
-  Result<std::vector<std::string>> unfinished = store_->ListUnfinishedFanouts();
   {
     std::lock_guard lock(mu_);
     stop_ = false;
-    if (unfinished.ok()) {
-      for (std::string& id : *unfinished) active_.push_back(std::move(id));
-    } else {
-      observe::Error("fanout_resume_failed", {{"error", unfinished.error().code}});
-    }
-  }
-  if (unfinished.ok() && !unfinished->empty()) {
-    observe::Info("fanout_resumed", {{"notifications", unfinished->size()}});
+    nudged_ = true;
   }
   thread_ = std::thread([this] { Run(); });
 }
@@ -49,53 +40,68 @@ void Fanout::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Fanout::Submit(const std::string& notification_id) {
+void Fanout::Submit(const std::string& /*notification_id*/) {
   {
     std::lock_guard lock(mu_);
-    active_.push_back(notification_id);
+    nudged_ = true;
   }
   cv_.notify_all();
 }
 
+bool Fanout::Idle(std::chrono::milliseconds wait) {
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, wait, [this] { return stop_ || nudged_; });
+  nudged_ = false;
+  return !stop_;
+}
+
 void Fanout::Run() {
   pthread_setname_np(pthread_self(), "fanout");
+  const bool push_in_page = queue_->outlives_process();
+  const FanoutPublish publish = [this](const std::vector<DeliveryJob>& jobs) {
+    Status pushed = queue_->Push(jobs);
+    if (!pushed.ok()) push_failures_.Inc();
+    return pushed;
+  };
+  int failures = 0;
   for (;;) {
-    std::string id;
     {
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [this] { return stop_ || !active_.empty(); });
+      std::lock_guard lock(mu_);
       if (stop_) return;
-      // Backpressure: the queue drains before more pages are written.
-      if (queue_->Stats().queued > options_.max_queued) {
-        cv_.wait_for(lock, std::chrono::milliseconds(5));
-        continue;
-      }
-      id = std::move(active_.front());
-      active_.pop_front();
     }
-    Result<FanoutPage> page = store_->FanOutPage(id, options_.page_users);
-    if (!page.ok()) {
-      if (page.error().kind == ErrorKind::kNotFound) continue;  // nothing left to do
-      observe::Warn("fanout_page_failed", {{"notification_id", id}, {"error", page.error().code}});
-      std::unique_lock lock(mu_);
-      active_.push_back(std::move(id));
-      cv_.wait_for(lock, std::chrono::milliseconds(200), [this] { return stop_; });
+    // Backpressure: the queue drains before more pages are written.
+    if (queue_->Stats().queued > options_.max_queued) {
+      if (!Idle(std::chrono::milliseconds(5))) return;
       continue;
     }
+    Result<FanoutPage> page =
+        store_->FanOutNext(options_.page_users, push_in_page ? publish : FanoutPublish());
+    if (!page.ok()) {
+      if (page.error().code == "no_fanout_work") {
+        failures = 0;
+        if (!Idle(options_.poll)) return;
+        continue;
+      }
+      // Nothing of the page is stored (a remote queue's push failed, or the store did): the
+      // same page is made again shortly.
+      page_failures_.Inc();
+      if (failures++ % 10 == 0) {
+        observe::Warn("fanout_page_failed",
+                      {{"error", page.error().code}, {"message", page.error().message}});
+      }
+      if (!Idle(std::chrono::milliseconds(200))) return;
+      continue;
+    }
+    failures = 0;
     pages_.Inc();
     deliveries_.Inc(page->jobs.size());
-    if (!page->jobs.empty() && !PushUntilQueued(page->jobs)) return;  // stopping
-    if (!page->done) {
-      std::lock_guard lock(mu_);
-      active_.push_back(std::move(id));
-    }
+    if (!push_in_page && !page->jobs.empty() && !PushUntilQueued(page->jobs)) return;  // stopping
   }
 }
 
 bool Fanout::PushUntilQueued(const std::vector<DeliveryJob>& jobs) {
-  // The page is committed: its deliveries exist and must reach the queue. A remote queue out of
-  // reach is waited for (the same jobs again are no duplicates); the local one fails only when
-  // closed, and its next start rebuilds itself from the store.
+  // The page is committed: its deliveries exist and must reach the queue. The local queue fails
+  // only when closed, and its next start rebuilds itself from the store.
   for (int failures = 0;; ++failures) {
     Status pushed = queue_->Push(jobs);
     if (pushed.ok()) return true;

@@ -48,6 +48,7 @@ class AckCheckingQueue final : public Queue {
         notification_(std::move(notification)) {}
   QueueOrder order() const override { return inner_->order(); }
   std::chrono::milliseconds lease_time() const override { return inner_->lease_time(); }
+  bool outlives_process() const override { return inner_->outlives_process(); }
   Status Push(std::vector<DeliveryJob> jobs) override { return inner_->Push(std::move(jobs)); }
   Result<std::vector<Lease>> Take(size_t max, std::chrono::milliseconds wait) override {
     return inner_->Take(max, wait);

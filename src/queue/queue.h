@@ -83,6 +83,9 @@ class Queue {
   // How long a lease lasts unless extended; zero when leases never expire (the local backend,
   // whose leases end with the process).
   virtual std::chrono::milliseconds lease_time() const = 0;
+  // Whether the queued jobs outlive this process (JetStream) or are rebuilt from the store at the
+  // next start (the local backend). A fan-out pushes to the first kind before its page commits.
+  virtual bool outlives_process() const = 0;
 
   // Adds jobs durably: when it returns Ok every job will be handed out (or was a duplicate).
   virtual Status Push(std::vector<DeliveryJob> jobs) = 0;

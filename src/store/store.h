@@ -59,10 +59,15 @@ struct CreatedNotification {
 
 // One page of a notification's fan-out: the deliveries it created, as queue jobs.
 struct FanoutPage {
+  std::string notification_id;
   std::vector<DeliveryJob> jobs;
   int64_t users = 0;  // users this page covered
   bool done = false;  // the audience is exhausted: the fan-out is over
 };
+
+// Called with a fan-out page's jobs inside the page's transaction, before it commits: an error
+// rolls the page back (nothing of it is stored, and the next call makes it again).
+using FanoutPublish = std::function<Status(const std::vector<DeliveryJob>& jobs)>;
 
 // Everything the dispatcher needs to send one delivery, read at the moment of sending.
 struct DispatchTarget {
@@ -213,6 +218,13 @@ class Store {
   // window and disabled devices are left out; the dispatcher checks consent again at sending.
   // A cancelled notification's fan-out is done at once.
   virtual Result<FanoutPage> FanOutPage(std::string_view notification_id, int max_users) = 0;
+  // One page, as FanOutPage, of whichever unfinished fan-out (any tenant) is next in turn:
+  // fan-outs take turns page by page, and a large audience is split into parts of the user key
+  // space that several processes fan out at once (a part is worked on by one caller at a time;
+  // a caller that dies mid-page leaves the part to the next). `publish` (may be empty) runs
+  // before the page commits: a remote queue's push goes there, so that no committed delivery
+  // misses the queue. kNotFound "no_fanout_work" when nothing is left to fan out right now.
+  virtual Result<FanoutPage> FanOutNext(int max_users, const FanoutPublish& publish) = 0;
   // Deliveries (any tenant) not yet terminal, after `after_delivery` in row-key order: the
   // queue is rebuilt from them after a restart.
   virtual Result<std::vector<DeliveryJob>> ListUnfinishedDeliveries(int64_t after_delivery,

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <future>
 #include <map>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -115,6 +116,130 @@ TEST_P(StoreConformanceTest, FanOutReachesEachDeviceOnceAcrossGroupsAndNamedUser
   EXPECT_TRUE(after->jobs.empty());
   ASSERT_OK(store().ListUnfinishedFanouts());
   EXPECT_TRUE(store().ListUnfinishedFanouts()->empty());
+}
+
+// FanOutNext finds the work itself (no id is handed over): the unfinished fan-outs of every
+// tenant take turns a page each until none is left.
+TEST_P(StoreConformanceTest, FanOutNextTakesTurnsAcrossNotificationsAndReachesEachDeviceOnce) {
+  Tenant t = NewTenant();
+  Tenant other = NewTenant("Other");
+  for (int i = 0; i < 30; ++i) {
+    Put(MakeUser(t.id, "u" + std::to_string(i),
+                 {Dev(Channel::kEmail, "u" + std::to_string(i) + "@example.com")}, {"g"}));
+  }
+  Put(MakeUser(other.id, "v", {Dev(Channel::kSms, "+14155550100")}, {"g"}));
+  Notification big = CreateN(store(), t, {"g"});
+  Notification small = CreateN(store(), other, {"g"});
+  std::map<std::string, std::vector<DeliveryJob>> by_notification;
+  std::vector<std::string> order;
+  for (int i = 0; i < 1'000; ++i) {
+    Result<FanoutPage> p = store().FanOutNext(5, {});
+    if (!p.ok()) {
+      EXPECT_EQ(p.error().code, "no_fanout_work") << ErrorText(p);
+      break;
+    }
+    order.push_back(p->notification_id);
+    auto& jobs = by_notification[p->notification_id];
+    jobs.insert(jobs.end(), p->jobs.begin(), p->jobs.end());
+  }
+  ASSERT_EQ(by_notification.size(), 2u);
+  std::set<int64_t> keys;
+  for (const DeliveryJob& j : by_notification[big.id]) keys.insert(j.delivery);
+  EXPECT_EQ(by_notification[big.id].size(), 30u);
+  EXPECT_EQ(keys.size(), 30u);
+  EXPECT_EQ(by_notification[small.id].size(), 1u);
+  // The small send did not wait for the big one to finish.
+  const auto first_small = std::find(order.begin(), order.end(), small.id);
+  ASSERT_NE(first_small, order.end());
+  EXPECT_LT(first_small - order.begin(), 3);
+  EXPECT_TRUE(GetN(store(), t, big.id).fanout_done);
+  EXPECT_TRUE(GetN(store(), other, small.id).fanout_done);
+  EXPECT_ERROR(store().FanOutNext(5, {}), ErrorKind::kNotFound, "no_fanout_work");
+}
+
+// A page whose publish fails (a remote queue out of reach) leaves nothing behind, and the next
+// call makes the same page again: no device is lost or reached twice by the fan-out.
+TEST_P(StoreConformanceTest, APageWhosePublishFailsIsRolledBackAndMadeAgain) {
+  Tenant t = NewTenant();
+  for (int i = 0; i < 6; ++i) {
+    Put(MakeUser(t.id, "u" + std::to_string(i), {Dev(Channel::kIos, Token(i))}, {"g"}));
+  }
+  Notification n = CreateN(store(), t, {"g"});
+  size_t refused = 0;
+  Result<FanoutPage> failed = store().FanOutNext(100, [&](const std::vector<DeliveryJob>& jobs) {
+    refused = jobs.size();
+    return Status(MakeError(ErrorKind::kUnavailable, "queue_unavailable", "test"));
+  });
+  EXPECT_ERROR(failed, ErrorKind::kUnavailable, "queue_unavailable");
+  EXPECT_GT(refused, 0u);
+  Notification none = GetN(store(), t, n.id);
+  EXPECT_EQ(none.deliveries, 0);
+  EXPECT_EQ(Count(none, DeliveryStatus::kQueued), 0);
+  EXPECT_FALSE(none.fanout_done);
+  std::vector<DeliveryJob> published;
+  std::set<int64_t> keys;
+  for (int i = 0; i < 100; ++i) {
+    Result<FanoutPage> p = store().FanOutNext(100, [&](const std::vector<DeliveryJob>& jobs) {
+      published.insert(published.end(), jobs.begin(), jobs.end());
+      return Status::Ok();
+    });
+    if (!p.ok()) break;
+    for (const DeliveryJob& j : p->jobs) keys.insert(j.delivery);
+  }
+  EXPECT_EQ(published.size(), 6u);
+  EXPECT_EQ(keys.size(), 6u);
+  Notification all = GetN(store(), t, n.id);
+  EXPECT_EQ(all.deliveries, 6);
+  EXPECT_EQ(Count(all, DeliveryStatus::kQueued), 6);
+  EXPECT_TRUE(all.fanout_done);
+}
+
+// Callers on several threads (on PostgreSQL: several processes' fan-outs) share the work.
+TEST_P(StoreConformanceTest, ConcurrentFanOutNextCallersReachEachDeviceExactlyOnce) {
+  Tenant t = NewTenant();
+  std::vector<User> users;
+  for (int i = 0; i < 120; ++i) {
+    users.push_back(MakeUser(t.id, "u" + std::to_string(i),
+                             {Dev(Channel::kIos, Token(i)),
+                              Dev(Channel::kEmail, "u" + std::to_string(i) + "@example.com")},
+                             {i % 3 == 0 ? "a" : "b"}));
+  }
+  ASSERT_OK(store().PutUsers(t.id, users));
+  Notification n1 = CreateN(store(), t, {"a", "b"});
+  Notification n2 = CreateN(store(), t, {"b"});
+  std::mutex mu;
+  std::vector<DeliveryJob> all;
+  std::atomic<int> errors{0};
+  std::vector<std::thread> callers;
+  for (int k = 0; k < 4; ++k) {
+    callers.emplace_back([&] {
+      for (int idle = 0; idle < 3;) {
+        Result<FanoutPage> p = store().FanOutNext(7, {});
+        if (!p.ok()) {
+          if (p.error().code != "no_fanout_work") errors.fetch_add(1);
+          ++idle;  // every part may be held by another caller for a moment
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+          continue;
+        }
+        idle = 0;
+        std::lock_guard lock(mu);
+        all.insert(all.end(), p->jobs.begin(), p->jobs.end());
+      }
+    });
+  }
+  for (std::thread& c : callers) c.join();
+  EXPECT_EQ(errors.load(), 0);
+  std::map<int64_t, int> per_notification;
+  std::set<int64_t> keys;
+  for (const DeliveryJob& j : all) {
+    ++per_notification[j.notification];
+    keys.insert(j.delivery);
+  }
+  EXPECT_EQ(all.size(), 240u + 160u);  // n1: 120 users x 2; n2: group b's 80 users x 2
+  EXPECT_EQ(keys.size(), all.size());
+  EXPECT_TRUE(GetN(store(), t, n1.id).fanout_done);
+  EXPECT_EQ(GetN(store(), t, n1.id).deliveries, 240);
+  EXPECT_EQ(GetN(store(), t, n2.id).deliveries, 160);
 }
 
 TEST_P(StoreConformanceTest, FanOutFiltersChannelsAndLeavesOutDisabledDevicesAndExpiredUsers) {

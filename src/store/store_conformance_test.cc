@@ -62,6 +62,9 @@ class PostgresBackend : public TestBackend {
     o.uri = server->FreshSchemaUri("conf");
     o.master_key = crypto::RandomKey();
     o.connections = 4;
+    // Audiences of 16 members and more are split into parts: every fan-out test of the suite
+    // then also walks several parts.
+    o.fanout_part_users = 8;
     o.on_batch = std::move(options.on_batch);
     o.clock = std::move(options.clock);
     Result<std::unique_ptr<Store>> store = OpenPostgresStore(std::move(o));

@@ -151,6 +151,7 @@ class JetStreamQueue final : public Queue {
 
   QueueOrder order() const override { return QueueOrder::kEdfByDeadlineClass; }
   milliseconds lease_time() const override { return options_.ack_wait; }
+  bool outlives_process() const override { return true; }
 
   Status Push(std::vector<DeliveryJob> jobs) override {
     if (closed_.load()) {

@@ -48,6 +48,7 @@ class LocalQueue final : public Queue {
 
   QueueOrder order() const override { return QueueOrder::kStrictEdf; }
   std::chrono::milliseconds lease_time() const override { return {}; }
+  bool outlives_process() const override { return false; }
   Status Push(std::vector<DeliveryJob> jobs) override;
   Result<std::vector<Lease>> Take(size_t max, std::chrono::milliseconds wait) override;
   Status Ack(std::span<const Lease> leases) override;

@@ -8,6 +8,7 @@
 // update them, move the counts, note receipt look-ups and disable devices, each from arrays,
 // and COPY the events.
 #include <algorithm>
+#include <limits>
 #include <atomic>
 #include <iterator>
 #include <map>
@@ -64,7 +65,6 @@ DeliveryEvent EventFromRow(const Rows& rows, int r, int first) {
 // The delivery_counts slot a writer of this process adds to (see schema.cc): the fan-out, each
 // writer lane and the other writes (cancels, receipts) of a process never share a row, and
 // processes mostly do not either. `offset` is one of the k*Slot constants.
-constexpr int kFanoutSlot = 0;
 constexpr int kOtherSlot = 1;
 constexpr int kWriterSlot = 2;  // + the writer lane, below kSlotsPerProcess
 constexpr int kSlotsPerProcess = 8;
@@ -72,6 +72,10 @@ std::string CountSlot(int offset) {
   static const int base = static_cast<int>(crypto::RandomKey()[0] % 16);
   return std::to_string(base * kSlotsPerProcess + offset);
 }
+// A fan-out page adds its queued deliveries to the slot of its part, above every process's
+// slots: one part is paged by one caller at a time, so the parts of a notification fanned out
+// at once never wait for one another's count row.
+std::string FanoutCountSlot(int64_t part) { return std::to_string(16 * kSlotsPerProcess + part); }
 
 // Applies state changes in order, as the SQLite store applies them one by one: each is checked
 // against the delivery's status as the changes before it left it (model/delivery_rules.h), and
@@ -317,7 +321,7 @@ Result<std::vector<bool>> ApplyUpdates(Conn& c, TenantPartitions& partitions,
 // statement: `source` is a SELECT of (user pk, external id, device id, channel, ord) for
 // parameters $1.. as the caller binds them, after the five shared ones: $1 notification,
 // $2 tenant, $3 deadline, $4 now, $5 channel list.
-std::string InsertPageSql(const std::string& source) {
+std::string InsertPageSql(const std::string& source, int64_t part) {
   return "WITH src AS (" + source +
          "), d AS (INSERT INTO deliveries (tenant_pk, notification_pk, user_pk, external_id, "
          "device_id, channel, status, deadline, updated_at) "
@@ -331,7 +335,7 @@ std::string InsertPageSql(const std::string& source) {
          "0, '', '' FROM d, q ORDER BY d.pk), "
          "c AS (INSERT INTO delivery_counts (notification_pk, status, slot, n, last_at) "
          "SELECT $1, 0, " +
-         CountSlot(kFanoutSlot) +
+         FanoutCountSlot(part) +
          ", COUNT(*), $4 FROM d HAVING COUNT(*) > 0 "
          "ON CONFLICT (notification_pk, status, slot) DO UPDATE SET "
          "n = delivery_counts.n + excluded.n, "
@@ -382,11 +386,15 @@ Result<CreatedNotification> PostgresStore::CreateNotification(Notification n) {
       }
       p.Text(n.request_hash).Blob(title).Blob(body).TextArray(n.to_groups).TextArray(n.to_users);
       p.Text(ChannelList(n.channels)).Int(n.priority).Int(n.accepted_at).Int(n.deadline);
-      PG_TRY(rows, c.Exec("INSERT INTO notifications (id, tenant_pk, idempotency_key, "
+      // With the first part of its fan-out (schema version 4), which covers every user key.
+      PG_TRY(rows, c.Exec("WITH n AS (INSERT INTO notifications (id, tenant_pk, idempotency_key, "
                           "request_hash, title_sealed, body_sealed, to_groups, to_users, "
                           "channels, priority, accepted_at, deadline) "
                           "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
-                          "ON CONFLICT (tenant_pk, idempotency_key) DO NOTHING RETURNING pk",
+                          "ON CONFLICT (tenant_pk, idempotency_key) DO NOTHING RETURNING pk), "
+                          "f AS (INSERT INTO fanout_parts (notification_pk, part, lo, hi, source, "
+                          "cursor, split, paged_at) SELECT pk, 0, 0, 9223372036854775807, 0, 0, "
+                          "true, 0 FROM n) SELECT pk FROM n",
                           p));
       if (!rows.empty()) return Status::Ok();
       Params q;
@@ -477,35 +485,78 @@ Result<std::vector<std::string>> PostgresStore::ListUnfinishedFanouts() {
 }
 
 Result<FanoutPage> PostgresStore::FanOutPage(std::string_view notification_id, int max_users) {
+  if (notification_id.empty()) return NotificationNotFound();
+  return FanOutPart(notification_id, max_users, {});
+}
+
+Result<FanoutPage> PostgresStore::FanOutNext(int max_users, const FanoutPublish& publish) {
+  return FanOutPart({}, max_users, publish);
+}
+
+Result<FanoutPage> PostgresStore::FanOutPart(std::string_view notification_id, int max_users,
+                                             const FanoutPublish& publish) {
   return NoThrow([&]() -> Result<FanoutPage> {
     max_users = std::max(1, max_users);
+    constexpr int64_t kAllKeys = std::numeric_limits<int64_t>::max();
     FanoutPage page;
+    bool idle = false;
+    bool split_only = false;
     Status s = PipelineTxn([&](Conn& c) -> Status {
       page = FanoutPage{};
+      idle = false;
+      split_only = false;
+      // The part whose turn it is, of any notification or of this one, that no other caller is
+      // working on: its row stays locked until the page commits, and the next caller takes
+      // another part (or this one, once the page is done, or when its caller died).
       Params q;
-      q.Text(notification_id);
-      // Locked: two fan-outs of one notification (two processes after a restart) take turns.
-      PG_TRY(row, c.Exec("SELECT pk, tenant_pk, array_to_string(to_groups, chr(10)), to_users, "
-                         "channels, priority, deadline, fanout_source, fanout_cursor, "
-                         "fanout_done::integer, (cancelled_at IS NOT NULL)::integer, "
-                         "cardinality(to_groups) FROM notifications WHERE id = $1 FOR UPDATE",
-                         q));
+      std::string pick =
+          "SELECT f.notification_pk, f.part, f.lo, f.hi, f.source, f.cursor, "
+          "f.split::integer FROM fanout_parts f ";
+      if (notification_id.empty()) {
+        pick += "ORDER BY f.paged_at LIMIT 1 FOR UPDATE SKIP LOCKED";
+      } else {
+        q.Text(notification_id);
+        pick +=
+            "JOIN notifications n ON n.pk = f.notification_pk WHERE n.id = $1 "
+            "ORDER BY f.paged_at LIMIT 1 FOR UPDATE OF f SKIP LOCKED";
+      }
+      PG_TRY(part, c.Exec(pick, q));
+      if (part.empty()) {
+        if (notification_id.empty()) {
+          idle = true;
+          return Status::Ok();
+        }
+        // No part left (the fan-out is over), or every part is being worked on right now.
+        PG_TRY(known, c.Exec("SELECT id, fanout_done::integer FROM notifications WHERE id = $1", q));
+        if (known.empty()) return NotificationNotFound();
+        page.notification_id = known.Text(0, 0);
+        page.done = known.Int(0, 1) != 0;
+        return Status::Ok();
+      }
+      const int64_t pk = part.Int(0, 0);
+      const int64_t part_no = part.Int(0, 1);
+      const int64_t lo = part.Int(0, 2);
+      int64_t hi = part.Int(0, 3);
+      int64_t source = part.Int(0, 4);
+      int64_t cursor = std::max(part.Int(0, 5), lo);
+      const bool may_split = part.Int(0, 6) != 0;
+      Params nq;
+      nq.Int(pk);
+      PG_TRY(row, c.Exec("SELECT id, tenant_pk, array_to_string(to_groups, chr(10)), to_users, "
+                         "channels, priority, deadline, (cancelled_at IS NOT NULL)::integer, "
+                         "cardinality(to_groups) FROM notifications WHERE pk = $1",
+                         nq));
       if (row.empty()) return NotificationNotFound();
-      const int64_t pk = row.Int(0, 0);
+      page.notification_id = row.Text(0, 0);
       const int64_t tenant_pk = row.Int(0, 1);
-      const int64_t group_count = row.Int(0, 11);
+      const int64_t group_count = row.Int(0, 8);
       const std::vector<std::string> groups =
           group_count == 0 ? std::vector<std::string>() : Split(row.Text(0, 2), '\n');
       const std::string users = row.Text(0, 3);
       const std::string channels = row.Text(0, 4);
       const int64_t priority = row.Int(0, 5);
       const UnixMillis deadline = row.Int(0, 6);
-      int64_t source = row.Int(0, 7);
-      int64_t cursor = row.Int(0, 8);
-      if (row.Int(0, 9) != 0) {
-        page.done = true;
-        return Status::Ok();
-      }
+      const bool cancelled = row.Int(0, 7) != 0;
       const UnixMillis now = Now();
       const auto n_groups = static_cast<int64_t>(groups.size());
       // Row keys of the notification's groups that exist, in the notification's order.
@@ -521,6 +572,68 @@ Result<FanoutPage> PostgresStore::FanOutPage(std::string_view notification_id, i
             if (groups[i] == found.Text(r, 0)) group_pks[i] = found.Int(r, 1);
           }
         }
+      }
+      std::vector<int64_t> all_groups;
+      for (int64_t g : group_pks) {
+        if (g != 0) all_groups.push_back(g);
+      }
+      // A large audience, before its first page: split into ranges of the tenant's user keys of
+      // about equal width (keys are dense, so about equal numbers of users), each its own part.
+      int64_t parts_added = 0;
+      if (may_split && !cancelled && !all_groups.empty()) {
+        const int64_t enough = split_.part_users * split_.max_parts;
+        Params m;
+        m.Int(tenant_pk).IntArray(all_groups).Int(enough);
+        PG_TRY(members, c.Exec("SELECT count(*) FROM (SELECT 1 FROM memberships WHERE "
+                               "tenant_pk = $1 AND group_pk = ANY($2::bigint[]) LIMIT $3) m",
+                               m));
+        const int64_t parts = std::min<int64_t>(split_.max_parts, members.Int(0, 0) / split_.part_users);
+        if (parts >= 2) {
+          Params b;
+          b.Int(tenant_pk);
+          PG_TRY(bounds, c.Exec("SELECT min(pk), max(pk) FROM users WHERE tenant_pk = $1", b));
+          const int64_t first = bounds.IsNull(0, 0) ? 0 : bounds.Int(0, 0) - 1;
+          const int64_t span = bounds.IsNull(0, 1) ? 0 : bounds.Int(0, 1) - first;
+          if (span >= parts) {
+            std::vector<int64_t> cut;  // part i covers (cut[i], cut[i + 1]]
+            cut.push_back(0);
+            for (int64_t i = 1; i < parts; ++i) cut.push_back(first + span / parts * i);
+            cut.push_back(kAllKeys);
+            std::vector<int64_t> los, his;
+            for (int64_t i = 1; i < parts; ++i) {
+              los.push_back(cut[static_cast<size_t>(i)]);
+              his.push_back(cut[static_cast<size_t>(i) + 1]);
+            }
+            Params ins;
+            ins.Int(pk).IntArray(los).IntArray(his);
+            PG_TRY(added, c.Exec("INSERT INTO fanout_parts (notification_pk, part, lo, hi, "
+                                 "source, cursor, split, paged_at) SELECT $1, o, lo, hi, 0, lo, "
+                                 "false, 0 FROM unnest($2::bigint[], $3::bigint[]) WITH "
+                                 "ORDINALITY AS x(lo, hi, o)",
+                                 ins));
+            (void)added;
+            hi = cut[1];
+            parts_added = parts - 1;
+          }
+        }
+      }
+      if (parts_added > 0) {
+        // The split commits alone, so that the new parts are open to other callers at once;
+        // the first page follows in a transaction of its own.
+        Params w;
+        w.Int(pk).Int(part_no).Int(hi);
+        PG_TRY(narrowed, c.Exec("UPDATE fanout_parts SET hi = $3, split = false WHERE "
+                                "notification_pk = $1 AND part = $2",
+                                w));
+        (void)narrowed;
+        Params t;
+        t.Int(pk).Int(parts_added);
+        PG_TRY(counted, c.Exec("UPDATE notifications SET fanout_parts = fanout_parts + $2 "
+                               "WHERE pk = $1",
+                               t));
+        (void)counted;
+        split_only = true;
+        return Status::Ok();
       }
       // The page's events are the transaction's first (InsertPageSql numbers them from its
       // base): nothing before them in this transaction numbers events.
@@ -541,16 +654,16 @@ Result<FanoutPage> PostgresStore::FanOutPage(std::string_view notification_id, i
           page.jobs.push_back(job);
         }
       };
-      if (row.Int(0, 10) != 0) {  // cancelled: nothing more to reach
+      if (cancelled) {  // nothing more to reach
         source = n_groups + 1;
       } else if (source < n_groups) {
         const int64_t group_pk = group_pks[static_cast<size_t>(source)];
         if (group_pk == 0) {  // deleted since: nobody to reach through it
           ++source;
-          cursor = 0;
+          cursor = lo;
         } else {
-          // One page of one group: members in user pk order after the cursor, minus those of
-          // the groups before it (they were reached through those).
+          // One page of one group: members in user pk order after the cursor (within the
+          // part), minus those of the groups before it (they were reached through those).
           std::vector<int64_t> earlier;
           for (int64_t i = 0; i < source; ++i) {
             if (group_pks[static_cast<size_t>(i)] != 0) {
@@ -558,10 +671,10 @@ Result<FanoutPage> PostgresStore::FanOutPage(std::string_view notification_id, i
             }
           }
           Params b;
-          b.Int(tenant_pk).Int(group_pk).Int(cursor).Int(max_users);
+          b.Int(tenant_pk).Int(group_pk).Int(cursor).Int(max_users).Int(hi);
           PG_TRY(bound, c.Exec("SELECT MAX(user_pk), COUNT(*) FROM (SELECT user_pk FROM "
                                "memberships WHERE tenant_pk = $1 AND group_pk = $2 AND "
-                               "user_pk > $3 ORDER BY user_pk LIMIT $4) m",
+                               "user_pk > $3 AND user_pk <= $5 ORDER BY user_pk LIMIT $4) m",
                                b));
           const int64_t covered = bound.Int(0, 1);
           const int64_t last_user = bound.IsNull(0, 0) ? cursor : bound.Int(0, 0);
@@ -572,28 +685,26 @@ Result<FanoutPage> PostgresStore::FanOutPage(std::string_view notification_id, i
             p.Int(group_pk).Int(cursor).Int(last_user);
             PG_TRY(inserted, c.Exec(InsertPageSql(PageSource(
                                         "SELECT user_pk FROM memberships WHERE tenant_pk = $2 AND "
-                                        "group_pk = $7 AND user_pk > $8 AND user_pk <= $9")),
+                                        "group_pk = $7 AND user_pk > $8 AND user_pk <= $9"),
+                                                  part_no),
                                     p));
             take(inserted);
           }
           if (covered < max_users) {
             ++source;
-            cursor = 0;
+            cursor = lo;
           } else {
             cursor = last_user;
           }
         }
       } else if (source == n_groups) {
-        // The named users, in pk order, except members of the notification's groups.
-        std::vector<int64_t> all_groups;
-        for (int64_t g : group_pks) {
-          if (g != 0) all_groups.push_back(g);
-        }
+        // The named users (in the part), in pk order, except members of the notification's
+        // groups.
         Params u;
-        u.Int(tenant_pk).Text(users).Int(now).Int(cursor).Int(max_users);
+        u.Int(tenant_pk).Text(users).Int(now).Int(cursor).Int(max_users).Int(hi);
         PG_TRY(named, c.Exec("SELECT pk FROM users WHERE tenant_pk = $1 AND external_id = "
-                             "ANY($2::text[]) AND consent_until > $3 AND pk > $4 ORDER BY pk "
-                             "LIMIT $5",
+                             "ANY($2::text[]) AND consent_until > $3 AND pk > $4 AND pk <= $6 "
+                             "ORDER BY pk LIMIT $5",
                              u));
         std::vector<int64_t> pks;
         pks.reserve(static_cast<size_t>(named.size()));
@@ -605,27 +716,54 @@ Result<FanoutPage> PostgresStore::FanOutPage(std::string_view notification_id, i
           p.IntArray(pks);
           PG_TRY(inserted,
                  c.Exec(InsertPageSql(PageSource(
-                            "SELECT DISTINCT user_pk FROM unnest($7::bigint[]) AS x(user_pk)")),
+                            "SELECT DISTINCT user_pk FROM unnest($7::bigint[]) AS x(user_pk)"),
+                                          part_no),
                         p));
           take(inserted);
         }
         if (pks.size() < static_cast<size_t>(max_users)) {
           ++source;
-          cursor = 0;
+          cursor = lo;
         } else {
           cursor = pks.back();
         }
       }
-      page.done = source > n_groups;
+      const bool part_done = source > n_groups;
       Params w;
-      w.Int(pk).Int(source).Int(cursor).Bool(page.done).Int(static_cast<int64_t>(page.jobs.size()));
-      Result<Rows> progress = c.Exec(
-          "UPDATE notifications SET fanout_source = $2, fanout_cursor = $3, "
-          "fanout_done = $4::integer::boolean, deliveries = deliveries + $5 WHERE pk = $1",
-          w);
-      return progress.ok() ? Status::Ok() : Status(progress.take_error());
+      w.Int(pk).Int(part_no);
+      if (part_done) {
+        PG_TRY(gone, c.Exec("DELETE FROM fanout_parts WHERE notification_pk = $1 AND part = $2",
+                            w));
+        (void)gone;
+      } else {
+        w.Int(source).Int(cursor).Int(hi).Int(now);
+        PG_TRY(moved, c.Exec("UPDATE fanout_parts SET source = $3, cursor = $4, hi = $5, "
+                             "split = false, paged_at = $6 WHERE notification_pk = $1 AND "
+                             "part = $2",
+                             w));
+        (void)moved;
+      }
+      if (publish && !page.jobs.empty()) {
+        if (Status published = publish(page.jobs); !published.ok()) return published;
+      }
+      // The notification's row last: parts fanned out at once wait for one another only here.
+      if (!page.jobs.empty() || part_done) {
+        Params t;
+        t.Int(pk).Int(static_cast<int64_t>(page.jobs.size())).Int(part_done ? -1 : 0);
+        PG_TRY(progress, c.Exec("UPDATE notifications SET deliveries = deliveries + $2, "
+                                "fanout_parts = fanout_parts + $3, fanout_done = "
+                                "(fanout_parts + $3 <= 0) WHERE pk = $1 RETURNING "
+                                "fanout_done::integer",
+                                t));
+        page.done = !progress.empty() && progress.Int(0, 0) != 0;
+      }
+      return Status::Ok();
     });
     if (!s.ok()) return s.take_error();
+    if (idle) {
+      return MakeError(ErrorKind::kNotFound, "no_fanout_work", "Nothing is left to fan out.");
+    }
+    if (split_only) return FanOutPart(notification_id, max_users, publish);  // split: no more
     return page;
   });
 }

@@ -43,7 +43,8 @@ Result<std::unique_ptr<Store>> OpenPostgresStore(PostgresStoreOptions options) {
     }
     return std::unique_ptr<Store>(new PostgresStore(
         options.master_key, std::move(pool), std::move(keys_pool), std::move(writers),
-        options.clock ? std::move(options.clock) : std::function<UnixMillis()>(NowMillis)));
+        options.clock ? std::move(options.clock) : std::function<UnixMillis()>(NowMillis),
+        FanoutSplit{std::max(1, options.fanout_part_users), std::max(1, options.fanout_max_parts)}));
   });
 }
 
@@ -97,7 +98,7 @@ Error NotificationNotFound() {
 PostgresStore::PostgresStore(const crypto::Key& master, std::unique_ptr<Pool> pool,
                              std::unique_ptr<Pool> keys_pool,
                              std::vector<std::unique_ptr<Writer>> writers,
-                             std::function<UnixMillis()> clock)
+                             std::function<UnixMillis()> clock, FanoutSplit split)
     : pool_(std::move(pool)),
       keys_pool_(std::move(keys_pool)),
       tenants_(master,
@@ -108,7 +109,8 @@ PostgresStore::PostgresStore(const crypto::Key& master, std::unique_ptr<Pool> po
                  if (rows.empty()) return TenantNotFound();
                  return WrappedTenantKey{rows.Int(0, 0), rows.Blob(0, 1)};
                }),
-      clock_(std::move(clock)) {
+      clock_(std::move(clock)),
+      split_(split) {
   for (auto& writer : writers) {
     lanes_.push_back(std::make_unique<UpdateLane>());
     lanes_.back()->writer = std::move(writer);

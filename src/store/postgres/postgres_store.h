@@ -41,6 +41,10 @@ struct PostgresStoreOptions {
   std::function<void(size_t)> on_batch;
   // The store's clock (tests move it). Empty = NowMillis.
   std::function<UnixMillis()> clock;
+  // A fan-out whose groups hold at least 2 x fanout_part_users members is split into up to
+  // fanout_max_parts parts (ranges of user keys) that several processes fan out at once.
+  int fanout_part_users = 10'000;
+  int fanout_max_parts = 16;
 };
 
 // Connects, creates or migrates the schema and checks the master key. kUnavailable with

@@ -27,13 +27,19 @@
 
 namespace herald::pg {
 
+// When a fan-out is split into parts (PostgresStoreOptions::fanout_part_users).
+struct FanoutSplit {
+  int64_t part_users = 10'000;
+  int max_parts = 16;
+};
+
 class PostgresStore final : public Store {
  public:
   // writers: one or more (up to 6), each with its own connection; the first also writes the
   // audit.
   PostgresStore(const crypto::Key& master, std::unique_ptr<Pool> pool,
                 std::unique_ptr<Pool> keys_pool, std::vector<std::unique_ptr<Writer>> writers,
-                std::function<UnixMillis()> clock);
+                std::function<UnixMillis()> clock, FanoutSplit split);
   ~PostgresStore() override;
 
   Result<Tenant> CreateTenant(Tenant tenant) override;
@@ -86,6 +92,7 @@ class PostgresStore final : public Store {
                                        std::string_view notification_id) override;
   Result<std::vector<std::string>> ListUnfinishedFanouts() override;
   Result<FanoutPage> FanOutPage(std::string_view notification_id, int max_users) override;
+  Result<FanoutPage> FanOutNext(int max_users, const FanoutPublish& publish) override;
   Result<std::vector<DeliveryJob>> ListUnfinishedDeliveries(int64_t after_delivery,
                                                             int limit) override;
   Result<std::vector<DispatchTarget>> LoadDispatchTargets(
@@ -120,6 +127,10 @@ class PostgresStore final : public Store {
   // The pipeline's own writes (fan-out pages, erasure): never held for a standby
   // (require_standby is about what the API answers; a page reported failed after its commit
   // would leave its deliveries unqueued).
+  // One page of one part of a fan-out (delivery_store.cc): of notification `notification_id`,
+  // or of any when it is empty.
+  Result<FanoutPage> FanOutPart(std::string_view notification_id, int max_users,
+                                const FanoutPublish& publish);
   Status PipelineTxn(const std::function<Status(Conn&)>& body) {
     return InTransaction(*pool_, body, /*wait_for_standby=*/false);
   }
@@ -166,6 +177,7 @@ class PostgresStore final : public Store {
       lanes_;  // the writers: stopped first, drain their queues
   std::function<void(UnixMillis)> consent_listener_;
   const std::function<UnixMillis()> clock_;
+  const FanoutSplit split_;
   struct ErasureEntry {
     crypto::ErasureKeys keys;
     UnixMillis loaded = 0;  // read again a minute later: keys destroyed since are dropped

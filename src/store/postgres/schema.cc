@@ -228,6 +228,33 @@ CREATE TABLE delivery_receipts (
   PRIMARY KEY (tenant_pk, provider, message_id)
 ) PARTITION BY HASH (tenant_pk);
 )sql",
+    // ---- version 4 ----
+    // A notification's fan-out is split into parts, each a range of the tenant's user keys
+    // (lo, hi] with its own progress, so that several processes fan one large audience out at
+    // once (each takes an unlocked part with FOR UPDATE SKIP LOCKED) and a crashed one's part is
+    // simply the next taker's. A part is deleted when it is done; the notification counts the
+    // parts left. Part 0 of a new notification covers every key and is split at its first page
+    // when the audience is large (split = still may be). paged_at orders the turns.
+    R"sql(
+ALTER TABLE notifications ADD COLUMN fanout_parts integer NOT NULL DEFAULT 1;
+CREATE TABLE fanout_parts (
+  notification_pk bigint NOT NULL REFERENCES notifications (pk) ON DELETE CASCADE,
+  part integer NOT NULL,
+  lo bigint NOT NULL,
+  hi bigint NOT NULL,
+  source integer NOT NULL,
+  cursor bigint NOT NULL,
+  split boolean NOT NULL,
+  paged_at bigint NOT NULL,
+  PRIMARY KEY (notification_pk, part)
+);
+CREATE INDEX fanout_parts_turn ON fanout_parts (paged_at);
+INSERT INTO fanout_parts (notification_pk, part, lo, hi, source, cursor, split, paged_at)
+  SELECT pk, 0, 0, 9223372036854775807, fanout_source, fanout_cursor,
+         fanout_source = 0 AND fanout_cursor = 0, 0
+  FROM notifications WHERE NOT fanout_done;
+ALTER TABLE notifications DROP COLUMN fanout_source, DROP COLUMN fanout_cursor;
+)sql",
 };
 
 // After version 3's tables: their partitions exist, so the back-fill can run.

@@ -196,11 +196,38 @@ Result<std::vector<std::string>> SqliteStore::ListUnfinishedFanouts() {
 }
 
 Result<FanoutPage> SqliteStore::FanOutPage(std::string_view notification_id, int max_users) {
+  return FanOutPageOf(notification_id, max_users, {});
+}
+
+Result<FanoutPage> SqliteStore::FanOutNext(int max_users, const FanoutPublish& publish) {
+  return NoThrow([&]() -> Result<FanoutPage> {
+    // The unfinished fan-outs take turns, a page each, in row-key order (one process: one
+    // part per notification).
+    ReadPool::Lease conn = readers_->Acquire();
+    for (int pass = 0; pass < 2; ++pass) {
+      Stmt q = conn->Prepare(
+          "SELECT pk, id FROM notifications WHERE fanout_done = 0 AND pk > ?1 ORDER BY pk "
+          "LIMIT 1");
+      q.Bind(1, pass == 0 ? fanout_turn_.load() : int64_t{0});
+      Result<bool> row = q.Next();
+      if (!row.ok()) return row.take_error();
+      if (!*row) continue;
+      fanout_turn_.store(q.Int(0));
+      const std::string id = q.Text(1);
+      return FanOutPageOf(id, max_users, publish);
+    }
+    return MakeError(ErrorKind::kNotFound, "no_fanout_work", "Nothing is left to fan out.");
+  });
+}
+
+Result<FanoutPage> SqliteStore::FanOutPageOf(std::string_view notification_id, int max_users,
+                                             const FanoutPublish& publish) {
   return NoThrow([&]() -> Result<FanoutPage> {
     max_users = std::max(1, max_users);
     FanoutPage page;
     Status s = writer_->Run([&](Connection& c) -> Status {
       page = FanoutPage{};
+      page.notification_id = std::string(notification_id);
       Result<std::optional<FanoutRow>> read = ReadFanoutRow(c, notification_id);
       if (!read.ok()) return read.take_error();
       if (!*read) return NotificationNotFound();
@@ -267,6 +294,9 @@ Result<FanoutPage> SqliteStore::FanOutPage(std::string_view notification_id, int
       Status e = RecordQueued(c, event_seq_, n.pk, page.jobs, now);
       if (!e.ok()) return e;
       page.done = n.source > static_cast<int64_t>(n.groups.size());
+      if (publish && !page.jobs.empty()) {
+        if (Status published = publish(page.jobs); !published.ok()) return published;
+      }
       Stmt w = c.Prepare(
           "UPDATE notifications SET fanout_source = ?2, fanout_cursor = ?3, fanout_done = ?4, "
           "deliveries = deliveries + ?5 WHERE pk = ?1");

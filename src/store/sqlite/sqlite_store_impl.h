@@ -9,6 +9,7 @@
 #pragma once
 
 #include <exception>
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -85,6 +86,7 @@ class SqliteStore final : public Store {
                                        std::string_view notification_id) override;
   Result<std::vector<std::string>> ListUnfinishedFanouts() override;
   Result<FanoutPage> FanOutPage(std::string_view notification_id, int max_users) override;
+  Result<FanoutPage> FanOutNext(int max_users, const FanoutPublish& publish) override;
   Result<std::vector<DeliveryJob>> ListUnfinishedDeliveries(int64_t after_delivery,
                                                             int limit) override;
   Result<std::vector<DispatchTarget>> LoadDispatchTargets(
@@ -118,6 +120,8 @@ class SqliteStore final : public Store {
   // Counts live members of a group (a read; 0 when it fails).
   int64_t CountMembers(int64_t group_pk, UnixMillis now);
   void NotifyConsentExpiry(UnixMillis earliest);
+  Result<FanoutPage> FanOutPageOf(std::string_view notification_id, int max_users,
+                                  const FanoutPublish& publish);
 
   std::unique_ptr<Checkpointer> checkpointer_;  // outlives the writer's connection
   std::unique_ptr<ReadPool> readers_;
@@ -126,6 +130,7 @@ class SqliteStore final : public Store {
   std::function<void(UnixMillis)> consent_listener_;
   const std::function<UnixMillis()> clock_;
   EventSeq event_seq_;  // writer thread only
+  std::atomic<int64_t> fanout_turn_{0};  // the notification FanOutNext paged last
 
   // A notification's text, opened once for all of its deliveries (it never changes):
   // LoadDispatchTargets is called for a few jobs at a time, and opening title and body for each
