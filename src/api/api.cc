@@ -64,13 +64,15 @@ class ApiHandler final : public http::Handler {
     ctx_.store = store;
     ctx_.metrics = metrics;
     ctx_.quotas = &quotas_;
-    RegisterTenantRoutes(router_, ctx_);
-    RegisterUserRoutes(router_, ctx_);
-    RegisterGroupRoutes(router_, ctx_);
-    RegisterImportRoutes(router_, ctx_);
-    RegisterAuditRoutes(router_, ctx_);
-    RegisterNotificationRoutes(router_, ctx_);
-    RegisterReceiptRoutes(router_, ctx_);
+    if (!ctx_.options.ops_only) {
+      RegisterTenantRoutes(router_, ctx_);
+      RegisterUserRoutes(router_, ctx_);
+      RegisterGroupRoutes(router_, ctx_);
+      RegisterImportRoutes(router_, ctx_);
+      RegisterAuditRoutes(router_, ctx_);
+      RegisterNotificationRoutes(router_, ctx_);
+      RegisterReceiptRoutes(router_, ctx_);
+    }
     RegisterOpsRoutes(router_, ctx_);
     unmatched_ = &metrics->GetCounter("herald_http_requests_unmatched_total",
                                       "Requests that matched no route.");

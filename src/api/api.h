@@ -42,6 +42,8 @@ struct ApiOptions {
   // A receipt whose provider signs a timestamp (Vonage, SendGrid) is refused when it was signed
   // more than this many seconds before or after now: a replay.
   int receipt_tolerance_s = 300;
+  // Only /healthz, /readyz, /metrics and /openapi.json (a process without the api role).
+  bool ops_only = false;
 };
 
 // Owns nothing but its options; the store and the registry must outlive it. Thread-safe.

@@ -11,7 +11,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   herald::cmd::ServeOptions serve;
-  CLI::App* serve_cmd = app.add_subcommand("serve", "Run every role of Herald in one process");
+  CLI::App* serve_cmd = app.add_subcommand("serve", "Run Herald: every role in one process, or the roles named by --roles");
   serve_cmd->add_option("--data-dir", serve.data_dir, "Data directory (SQLite store, key files)")
       ->envname("HERALD_DATA_DIR")
       ->capture_default_str();
@@ -26,6 +26,12 @@ int main(int argc, char** argv) {
                    "Delivery queue: local (in process) or a NATS JetStream cluster "
                    "(nats://host:port[,host:port...]; needs a PostgreSQL --store)")
       ->envname("HERALD_QUEUE")
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--roles", serve.roles,
+                   "What this process does: all, or a comma-separated list of api, fanout, "
+                   "dispatch, reaper")
+      ->envname("HERALD_ROLES")
       ->capture_default_str();
   serve_cmd
       ->add_flag("--store-require-standby", serve.store_require_standby,

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "api/api.h"
@@ -28,6 +29,7 @@
 #include "observe/metrics.h"
 #include "pipeline/consent_reaper.h"
 #include "pipeline/dispatcher.h"
+#include "pipeline/duty.h"
 #include "pipeline/fanout.h"
 #include "pipeline/provider_directory.h"
 #include "providers/chain.h"
@@ -55,6 +57,57 @@ std::string NatsUrls(const std::string& queue) {
 }
 
 namespace fs = std::filesystem;
+
+struct Roles {
+  bool api = false;
+  bool fanout = false;
+  bool dispatch = false;
+  bool reaper = false;
+  std::string Names() const {
+    std::string out;
+    for (auto [on, name] : {std::pair{api, "api"}, std::pair{fanout, "fanout"},
+                            std::pair{dispatch, "dispatch"}, std::pair{reaper, "reaper"}}) {
+      if (on) out += (out.empty() ? "" : ",") + std::string(name);
+    }
+    return out;
+  }
+};
+
+// "all" or a comma-separated list of roles; prints why and returns nullopt when it is neither.
+std::optional<Roles> ParseRoles(const std::string& text) {
+  Roles roles;
+  if (text.empty() || text == "all") return Roles{true, true, true, true};
+  std::stringstream ss(text);
+  bool any = false;
+  for (std::string part; std::getline(ss, part, ',');) {
+    while (!part.empty() && part.front() == ' ') part.erase(part.begin());
+    while (!part.empty() && part.back() == ' ') part.pop_back();
+    if (part.empty()) continue;
+    if (part == "api") {
+      roles.api = true;
+    } else if (part == "fanout") {
+      roles.fanout = true;
+    } else if (part == "dispatch") {
+      roles.dispatch = true;
+    } else if (part == "reaper") {
+      roles.reaper = true;
+    } else if (part == "all") {
+      roles = Roles{true, true, true, true};
+    } else {
+      std::fprintf(stderr,
+                   "herald: --roles: unknown role \"%s\"; the roles are api, fanout, dispatch "
+                   "and reaper (comma-separated), or all\n",
+                   part.c_str());
+      return std::nullopt;
+    }
+    any = true;
+  }
+  if (!any) {
+    std::fprintf(stderr, "herald: --roles names no role; use api, fanout, dispatch, reaper or all\n");
+    return std::nullopt;
+  }
+  return roles;
+}
 
 // Reads a secret from `env`, else from data_dir/file, else makes one and writes it there with
 // mode 0600. Returns "" and prints why on failure.
@@ -176,7 +229,17 @@ int RunServe(const ServeOptions& options) {
                                            "Writes committed per store transaction.",
                                            {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024});
   auto on_batch = [&batch_sizes](size_t n) { batch_sizes.Observe(static_cast<double>(n)); };
+  const std::optional<Roles> roles = ParseRoles(options.roles);
+  if (!roles) return 2;
   const bool jetstream = options.queue.rfind("nats://", 0) == 0;
+  if (!jetstream && roles->fanout != roles->dispatch) {
+    std::fprintf(stderr,
+                 "herald: --roles %s: with the local queue, fanout and dispatch run in one "
+                 "process (the queue lives in it); share a JetStream queue (--queue "
+                 "nats://...) to run them apart\n",
+                 options.roles.c_str());
+    return 2;
+  }
   if (!jetstream && !options.queue.empty() && options.queue != "local") {
     std::fprintf(stderr,
                  "herald: --queue must be local or nats://host:port[,host:port...], not \"%s\"\n",
@@ -226,9 +289,42 @@ int RunServe(const ServeOptions& options) {
     return 1;
   }
 
+  // A local queue is one process's: a second process dispatching from its own local queue on
+  // the same PostgreSQL store would rebuild its queue with the first one's deliveries too.
+  std::unique_ptr<DutyLease> local_queue_duty;
+  if (!jetstream && roles->dispatch) {
+    Result<std::unique_ptr<DutyLease>> duty = (*store)->TryTakeDuty("local-queue");
+    if (!duty.ok()) {
+      std::fprintf(stderr, "herald: cannot take the local queue's lease: %s\n",
+                   duty.error().message.c_str());
+      return 1;
+    }
+    if (*duty == nullptr) {
+      std::fprintf(stderr,
+                   "herald: another Herald process dispatches from a local queue on this "
+                   "store; run one such process, or share a JetStream queue among several "
+                   "(--queue nats://...)\n");
+      return 1;
+    }
+    local_queue_duty = std::move(*duty);
+  }
+
+  // The consent reaper: one process at a time (the holder of the store's "consent-reaper"
+  // duty) among those with the role. Another process's writes do not nudge it: with a shared
+  // store it reads the next expiry at least twice a second.
   ConsentReaper reaper(store->get(), &metrics);
+  if (store_name != "sqlite") reaper.set_max_sleep(500);
   (*store)->SetConsentExpiryListener([&reaper](UnixMillis at) { reaper.Nudge(at); });
-  reaper.Start();
+  std::unique_ptr<Duty> reaper_duty;
+  if (roles->reaper) {
+    reaper_duty = std::make_unique<Duty>(
+        store->get(), "consent-reaper", [&reaper] { reaper.Start(); }, [&reaper] { reaper.Stop(); },
+        &metrics);
+    reaper_duty->Start();
+  }
+  auto stop_reaper = [&reaper_duty] {
+    if (reaper_duty) reaper_duty->Stop();
+  };
 
   // ---- the send pipeline: simulator (optional), providers, queue, fan-out, dispatcher ----
   std::unique_ptr<sim::Simulator> simulator;
@@ -243,7 +339,7 @@ int RunServe(const ServeOptions& options) {
       std::fprintf(stderr, "herald: cannot start the simulator on %s / %s: %s\n",
                    options.with_sim_listen.c_str(), options.with_sim_smtp_listen.c_str(),
                    s.error().message.c_str());
-      reaper.Stop();
+      stop_reaper();
       return 1;
     }
     sim_url = "http://127.0.0.1:" + std::to_string(simulator->port());
@@ -257,7 +353,7 @@ int RunServe(const ServeOptions& options) {
        {options.allow_provider_hosts, AuthorityOf(sim_url), sim_smtp}) {
     if (Status s = destinations->Allow(allowed); !s.ok()) {
       std::fprintf(stderr, "herald: --allow-provider-hosts: %s\n", s.error().message.c_str());
-      reaper.Stop();
+      stop_reaper();
       return 1;
     }
   }
@@ -266,7 +362,7 @@ int RunServe(const ServeOptions& options) {
   std::unique_ptr<net::HttpClient> http_client = net::MakeHttpClient(client_options);
   if (!http_client) {
     std::fprintf(stderr, "herald: libcurl failed to initialise\n");
-    reaper.Stop();
+    stop_reaper();
     return 1;
   }
   TimerQueue timers;
@@ -279,7 +375,7 @@ int RunServe(const ServeOptions& options) {
   }
   ProviderDirectory directory(store->get(), http_client.get(), &timers, directory_options);
   std::unique_ptr<Queue> queue;  // the dispatcher sets its limits
-  if (jetstream) {
+  if (jetstream && (roles->fanout || roles->dispatch)) {
     // The stream is durable: what it holds survives this process, so no rebuild.
     JetStreamQueueOptions queue_options;
     queue_options.urls = NatsUrls(options.queue);
@@ -287,12 +383,12 @@ int RunServe(const ServeOptions& options) {
     if (!opened.ok()) {
       std::fprintf(stderr, "herald: cannot open the JetStream queue: %s\n",
                    opened.error().message.c_str());
-      reaper.Stop();
+      stop_reaper();
       return 1;
     }
     queue = std::move(*opened);
     observe::Info("queue_opened", {{"queue", "jetstream"}, {"stream", queue_options.stream}});
-  } else {
+  } else if (roles->dispatch) {
     queue = MakeLocalQueue({});
     Store* sweep_store = store->get();
     if (auto n = RebuildLocalQueue(*queue,
@@ -302,24 +398,41 @@ int RunServe(const ServeOptions& options) {
         !n.ok()) {
       std::fprintf(stderr, "herald: cannot read unfinished deliveries: %s\n",
                    n.error().message.c_str());
-      reaper.Stop();
+      stop_reaper();
       return 1;
     } else if (*n > 0) {
       observe::Info("deliveries_requeued", {{"count", static_cast<long long>(*n)}});
     }
   }
-  Fanout fanout(store->get(), queue.get(), &metrics);
-  fanout.Start();
-  DispatcherOptions dispatcher_options;
-  dispatcher_options.workers = options.dispatch_workers;
-  dispatcher_options.max_in_flight = options.max_in_flight;
-  Dispatcher dispatcher(store->get(), queue.get(), &directory, &metrics, dispatcher_options);
-  dispatcher.Start();
+  std::unique_ptr<Fanout> fanout;
+  if (roles->fanout) {
+    FanoutOptions fanout_options;
+    fanout = std::make_unique<Fanout>(store->get(), queue.get(), &metrics, fanout_options);
+    fanout->Start();
+  }
+  std::unique_ptr<Dispatcher> dispatcher;
+  if (roles->dispatch) {
+    DispatcherOptions dispatcher_options;
+    dispatcher_options.workers = options.dispatch_workers;
+    dispatcher_options.max_in_flight = options.max_in_flight;
+    dispatcher = std::make_unique<Dispatcher>(store->get(), queue.get(), &directory, &metrics,
+                                              dispatcher_options);
+    dispatcher->Start();
+  }
+  auto stop_pipeline = [&fanout, &dispatcher](std::chrono::milliseconds grace) {
+    if (fanout) fanout->Stop();  // its progress is stored with every page
+    if (dispatcher) dispatcher->Stop(grace);  // sends finish
+  };
 
   api::ApiOptions api_options;
   api_options.admin_token = admin_token;
   api_options.max_body_bytes = options.max_body_bytes;
-  api_options.on_notification = [&fanout](const std::string& id) { fanout.Submit(id); };
+  api_options.ops_only = !roles->api;
+  // A send accepted here starts fanning out at once; without the role here, a fan-out process
+  // finds it in the store (within its poll).
+  if (fanout) {
+    api_options.on_notification = [&fanout](const std::string& id) { fanout->Submit(id); };
+  }
   api_options.public_url = options.public_url;
   api_options.check_provider_settings = [destinations](std::string_view doc) {
     return providers::CheckProviderSettings(doc, *destinations);
@@ -350,9 +463,8 @@ int RunServe(const ServeOptions& options) {
   if (auto s = server->Start(); !s.ok()) {
     std::fprintf(stderr, "herald: cannot listen on %s: %s\n", options.listen.c_str(),
                  s.error().message.c_str());
-    fanout.Stop();
-    dispatcher.Stop(std::chrono::milliseconds(0));
-    reaper.Stop();
+    stop_pipeline(std::chrono::milliseconds(0));
+    stop_reaper();
     return 1;
   }
 
@@ -367,9 +479,13 @@ int RunServe(const ServeOptions& options) {
     }
   }
   const std::string url = scheme + "://" + host + ":" + std::to_string(server->port());
-  observe::Info("herald serving",
-                {{"url", url}, {"data_dir", data_dir.string()}, {"store", store_name}});
-  std::fprintf(stderr, "\nHerald is up at %s\n", url.c_str());
+  observe::Info("herald serving", {{"url", url},
+                                   {"data_dir", data_dir.string()},
+                                   {"store", store_name},
+                                   {"queue", jetstream ? "jetstream" : "local"},
+                                   {"roles", roles->Names()}});
+  std::fprintf(stderr, "\nHerald is up at %s (roles: %s)\n", url.c_str(),
+               roles->Names().c_str());
   std::fprintf(stderr, "  API description: %s/openapi.json   metrics: %s/metrics\n", url.c_str(),
                url.c_str());
   if (std::getenv("HERALD_ADMIN_TOKEN") == nullptr) {
@@ -394,10 +510,9 @@ int RunServe(const ServeOptions& options) {
   const int sig = WaitForStopSignal(stop_signals);
   observe::Info("herald stopping", {{"signal", sig}});
   server->Stop();  // no new requests; in-flight requests finish
-  fanout.Stop();   // its progress is stored with every page
-  dispatcher.Stop(std::chrono::milliseconds(options.shutdown_grace_ms));  // sends finish
-  queue->Close();
-  reaper.Stop();
+  stop_pipeline(std::chrono::milliseconds(options.shutdown_grace_ms));
+  if (queue) queue->Close();
+  stop_reaper();
   if (auto s = (*store)->Flush(); !s.ok()) {
     observe::Error("final flush failed", {{"code", s.error().code}});
   }

@@ -1,4 +1,4 @@
-// `herald serve`: every role in one process.
+// `herald serve`: the roles of Herald (all of them by default) in one process.
 #pragma once
 
 #include <cstddef>
@@ -18,6 +18,11 @@ struct ServeOptions {
   // "local" (in process; its durable state is the store) or a NATS JetStream cluster,
   // nats://host:port[,host:port...] (needs a PostgreSQL store: SQLite is one process's).
   std::string queue = "local";
+  // What this process does: a comma-separated list of api (the HTTP API), fanout (turns sends
+  // into deliveries), dispatch (sends them to providers), reaper (erases users whose consent
+  // ended: one process at a time), or "all". Processes without api serve only /healthz,
+  // /readyz and /metrics.
+  std::string roles = "all";
   std::string listen = "127.0.0.1:8080";
   int io_threads = 2;
   int worker_threads = 32;

@@ -9,7 +9,6 @@ namespace herald {
 namespace {
 
 constexpr int kEraseBatch = 2000;
-constexpr UnixMillis kIdleWakeMillis = 60'000;  // re-check now and then even when idle
 constexpr UnixMillis kErrorBackoffMillis = 200;
 // How often the store is asked to destroy the keys of erased users' leftover bytes
 // (Store::ShredExpiredKeys; PostgreSQL's keys are per minute).
@@ -63,7 +62,7 @@ void ConsentReaper::Run() {
   while (!stop_) {
     wake_at_ = INT64_MAX;  // working: any nudge from now on lowers it
     lock.unlock();
-    UnixMillis next_wake = NowMillis() + kIdleWakeMillis;
+    UnixMillis next_wake = NowMillis() + max_sleep_;  // re-check now and then even when idle
     auto next = store_->NextConsentExpiry();
     if (!next.ok()) {
       observe::Warn("consent reaper cannot read the next expiry", {{"code", next.error().code}});

@@ -30,6 +30,10 @@ class ConsentReaper {
   void Stop();
   // A write stored a consent_until of `at`; wake up if that is earlier than the planned wake-up.
   void Nudge(UnixMillis at);
+  // The longest the reaper sleeps before it reads the next expiry again (default 60 s). A store
+  // that other processes write too (their writes nudge only their own process) wants it below
+  // the erasure target: 500 ms. Before Start.
+  void set_max_sleep(UnixMillis ms) { max_sleep_ = ms; }
 
  private:
   void Run();
@@ -41,6 +45,7 @@ class ConsentReaper {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
+  UnixMillis max_sleep_ = 60'000;
   UnixMillis wake_at_ = INT64_MAX;  // the planned wake-up; a nudge earlier than it wakes the thread
   std::thread thread_;
 };

@@ -117,6 +117,14 @@ struct ApiKeyRecord {
   std::vector<uint8_t> hash;
 };
 
+// A duty held (Store::TryTakeDuty); released when destroyed.
+class DutyLease {
+ public:
+  virtual ~DutyLease() = default;
+  // Whether the duty is still this process's (asks the store: a lost session has lost it).
+  virtual bool Held() = 0;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -282,6 +290,13 @@ class Store {
 
   // ---- health ----
   virtual Status Ping() = 0;
+
+  // ---- duties one process at a time performs (the consent reaper) ----
+  // Takes the duty `name` for this process, or returns nullptr when another process holds it.
+  // On PostgreSQL the duty is a session advisory lock on a connection of its own: it ends when
+  // the holder's session does (the process died, or lost the server), and then the next
+  // TryTakeDuty anywhere gets it. One process's SQLite store is always its own holder.
+  virtual Result<std::unique_ptr<DutyLease>> TryTakeDuty(std::string_view name) = 0;
 };
 
 }  // namespace herald

@@ -459,5 +459,46 @@ Status PostgresStore::Ping() {
   });
 }
 
+namespace {
+
+// A session advisory lock on a connection of its own. The server drops the lock with the
+// session: at once when the holder's process dies (its socket closes), and within the keepalive
+// probes below when its machine or network goes. Held() asks the server, so a holder that lost
+// its session stops its duty before (or about when) another process takes it.
+class AdvisoryDuty final : public DutyLease {
+ public:
+  explicit AdvisoryDuty(std::unique_ptr<Conn> conn) : conn_(std::move(conn)) {}
+  ~AdvisoryDuty() override = default;  // closing the session releases the lock
+  bool Held() override {
+    if (!conn_->Healthy()) return false;
+    Result<Rows> r = conn_->Exec("SELECT 1");
+    return r.ok();
+  }
+
+ private:
+  std::unique_ptr<Conn> conn_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<DutyLease>> PostgresStore::TryTakeDuty(std::string_view name) {
+  return NoThrow([&]() -> Result<std::unique_ptr<DutyLease>> {
+    Result<std::unique_ptr<Conn>> conn = Conn::Open(pool_->uri());
+    if (!conn.ok()) return conn.take_error();
+    // The server probes an idle holder's connection: a holder whose machine vanished loses the
+    // duty about 10 s later instead of after the kernel's two hours.
+    Status s = (*conn)->Script(
+        "SET tcp_keepalives_idle = 4; SET tcp_keepalives_interval = 2; "
+        "SET tcp_keepalives_count = 3");
+    if (!s.ok()) return s.take_error();
+    Params p;
+    p.Text("herald:duty:" + std::string(name));
+    Result<Rows> got = (*conn)->Exec("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", p);
+    if (!got.ok()) return got.take_error();
+    if (got->empty() || !got->Bool(0, 0)) return std::unique_ptr<DutyLease>();
+    return std::unique_ptr<DutyLease>(std::make_unique<AdvisoryDuty>(std::move(*conn)));
+  });
+}
+
 }  // namespace pg
 }  // namespace herald

@@ -119,6 +119,7 @@ class PostgresStore final : public Store {
   Status Flush() override;
 
   Status Ping() override;
+  Result<std::unique_ptr<DutyLease>> TryTakeDuty(std::string_view name) override;
 
  private:
   UnixMillis Now() const { return clock_(); }

@@ -203,20 +203,27 @@ Result<FanoutPage> SqliteStore::FanOutNext(int max_users, const FanoutPublish& p
   return NoThrow([&]() -> Result<FanoutPage> {
     // The unfinished fan-outs take turns, a page each, in row-key order (one process: one
     // part per notification).
-    ReadPool::Lease conn = readers_->Acquire();
-    for (int pass = 0; pass < 2; ++pass) {
-      Stmt q = conn->Prepare(
-          "SELECT pk, id FROM notifications WHERE fanout_done = 0 AND pk > ?1 ORDER BY pk "
-          "LIMIT 1");
-      q.Bind(1, pass == 0 ? fanout_turn_.load() : int64_t{0});
-      Result<bool> row = q.Next();
-      if (!row.ok()) return row.take_error();
-      if (!*row) continue;
-      fanout_turn_.store(q.Int(0));
-      const std::string id = q.Text(1);
-      return FanOutPageOf(id, max_users, publish);
+    // The reader (and its snapshot) is let go before the page is written: a read held open
+    // across writes keeps the checkpointer from recycling the WAL.
+    std::string id;
+    {
+      ReadPool::Lease conn = readers_->Acquire();
+      for (int pass = 0; pass < 2 && id.empty(); ++pass) {
+        Stmt q = conn->Prepare(
+            "SELECT pk, id FROM notifications WHERE fanout_done = 0 AND pk > ?1 ORDER BY pk "
+            "LIMIT 1");
+        q.Bind(1, pass == 0 ? fanout_turn_.load() : int64_t{0});
+        Result<bool> row = q.Next();
+        if (!row.ok()) return row.take_error();
+        if (!*row) continue;
+        fanout_turn_.store(q.Int(0));
+        id = q.Text(1);
+      }
     }
-    return MakeError(ErrorKind::kNotFound, "no_fanout_work", "Nothing is left to fan out.");
+    if (id.empty()) {
+      return MakeError(ErrorKind::kNotFound, "no_fanout_work", "Nothing is left to fan out.");
+    }
+    return FanOutPageOf(id, max_users, publish);
   });
 }
 

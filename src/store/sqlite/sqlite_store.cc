@@ -143,5 +143,17 @@ Status SqliteStore::Ping() {
   });
 }
 
+namespace {
+// The one process that opens the file holds every duty.
+class OwnDuty final : public DutyLease {
+ public:
+  bool Held() override { return true; }
+};
+}  // namespace
+
+Result<std::unique_ptr<DutyLease>> SqliteStore::TryTakeDuty(std::string_view /*name*/) {
+  return std::unique_ptr<DutyLease>(std::make_unique<OwnDuty>());
+}
+
 }  // namespace sqlite
 }  // namespace herald

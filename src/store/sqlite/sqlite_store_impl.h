@@ -113,6 +113,7 @@ class SqliteStore final : public Store {
   Status Flush() override;
 
   Status Ping() override;
+  Result<std::unique_ptr<DutyLease>> TryTakeDuty(std::string_view name) override;
 
  private:
   // The store's time: every timestamp it writes and every consent check it makes.
