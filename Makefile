@@ -5,7 +5,7 @@ LISTEN    ?= 127.0.0.1:8080
 CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build run test test-asan lint format bench clean
+.PHONY: all deps configure build run cluster test test-asan lint format bench clean
 
 all: build
 
@@ -23,6 +23,13 @@ build: deps configure
 
 run: build
 	@scripts/run-herald $(BUILD_DIR)/herald $(DATA_DIR) $(LISTEN)
+
+# The scaled-out shape on loopback until Ctrl-C: 3 NATS JetStream nodes, PostgreSQL with two
+# standbys (pg_auto_failover), 2 API processes behind haproxy on 127.0.0.1:8080, 2 fan-out +
+# dispatch processes, a reaper and the simulator on 127.0.0.1:9090 (as make run).
+cluster: build
+	@$(BUILD_DIR)/herald_cluster --herald $(BUILD_DIR)/herald --port $(lastword $(subst :, ,$(LISTEN))) \
+	  --token-file $(DATA_DIR)/admin_token
 
 # Every test. Under CI (CI=true, as .ci/run is run) also the linters first and, last, the tests
 # again under AddressSanitizer and UndefinedBehaviorSanitizer.
