@@ -76,8 +76,8 @@ class ClusterRolesTest : public ::testing::Test {
   // A process with `roles`, sharing the store, the stream and the master key of the first.
   HeraldProcess& Add(const std::string& roles) {
     HeraldOptions options;
-    options.args = {"--sim",   sim_->url(), "--sim-smtp", sim_->smtp(), "--store",
-                    store_,    "--queue",   nats_->Urls(), "--roles",   roles};
+    options.args = {"--sim", sim_->url(), "--sim-smtp",  sim_->smtp(), "--store",
+                    store_,  "--queue",   nats_->Urls(), "--roles",    roles};
     options.ready_timeout = 60s;  // the first start creates the stream's consumers
     options.env = {{"HERALD_ADMIN_TOKEN", kAdminToken}};
     processes_.push_back(std::make_unique<HeraldProcess>(options));
@@ -166,8 +166,9 @@ TEST_F(ClusterRolesTest, TheReaperIsOneProcessAndAnotherTakesOverWhenItIsKilled)
   HttpClient c = api.Client();
   c.set_bearer(tenant.key);
   const auto until = SysClock::now() + 4s;
-  HttpResponse put = c.Put("/v1/users/short",
-                           json{{"name", "Short"}, {"opt_in", true}, {"consent_until", Rfc3339(until)}});
+  HttpResponse put =
+      c.Put("/v1/users/short",
+            json{{"name", "Short"}, {"opt_in", true}, {"consent_until", Rfc3339(until)}});
   ASSERT_EQ(put.status, 201) << put.Describe();
   holder.Kill();
   const auto killed = Clock::now();
@@ -176,10 +177,10 @@ TEST_F(ClusterRolesTest, TheReaperIsOneProcessAndAnotherTakesOverWhenItIsKilled)
     if (MetricValue(standby, held) == 1) break;
   }
   ASSERT_EQ(MetricValue(standby, held), 1) << standby.Stderr();
-  std::printf("[ info ] the consent reaper's duty was taken over %lld ms after its holder died\n",
-              static_cast<long long>(
-                  std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - killed)
-                      .count()));
+  std::printf(
+      "[ info ] the consent reaper's duty was taken over %lld ms after its holder died\n",
+      static_cast<long long>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - killed).count()));
   // The user is erased by the new holder, within a second of the consent's end.
   int status = 200;
   while (SysClock::now() < until + 1s && status != 404) {

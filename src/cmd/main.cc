@@ -11,7 +11,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   herald::cmd::ServeOptions serve;
-  CLI::App* serve_cmd = app.add_subcommand("serve", "Run Herald: every role in one process, or the roles named by --roles");
+  CLI::App* serve_cmd = app.add_subcommand(
+      "serve", "Run Herald: every role in one process, or the roles named by --roles");
   serve_cmd->add_option("--data-dir", serve.data_dir, "Data directory (SQLite store, key files)")
       ->envname("HERALD_DATA_DIR")
       ->capture_default_str();

@@ -103,7 +103,8 @@ std::optional<Roles> ParseRoles(const std::string& text) {
     any = true;
   }
   if (!any) {
-    std::fprintf(stderr, "herald: --roles names no role; use api, fanout, dispatch, reaper or all\n");
+    std::fprintf(stderr,
+                 "herald: --roles names no role; use api, fanout, dispatch, reaper or all\n");
     return std::nullopt;
   }
   return roles;
@@ -420,7 +421,7 @@ int RunServe(const ServeOptions& options) {
     dispatcher->Start();
   }
   auto stop_pipeline = [&fanout, &dispatcher](std::chrono::milliseconds grace) {
-    if (fanout) fanout->Stop();  // its progress is stored with every page
+    if (fanout) fanout->Stop();               // its progress is stored with every page
     if (dispatcher) dispatcher->Stop(grace);  // sends finish
   };
 
@@ -484,8 +485,7 @@ int RunServe(const ServeOptions& options) {
                                    {"store", store_name},
                                    {"queue", jetstream ? "jetstream" : "local"},
                                    {"roles", roles->Names()}});
-  std::fprintf(stderr, "\nHerald is up at %s (roles: %s)\n", url.c_str(),
-               roles->Names().c_str());
+  std::fprintf(stderr, "\nHerald is up at %s (roles: %s)\n", url.c_str(), roles->Names().c_str());
   std::fprintf(stderr, "  API description: %s/openapi.json   metrics: %s/metrics\n", url.c_str(),
                url.c_str());
   if (std::getenv("HERALD_ADMIN_TOKEN") == nullptr) {

@@ -94,9 +94,9 @@ Dispatcher::Dispatcher(Store* store, Queue* queue, ProviderDirectory* providers,
       store_failures_(metrics->GetCounter(
           "herald_dispatch_unrecorded_outcomes_total",
           "Write batches of outcomes the store gave up on (their jobs were sent again)")),
-      gone_jobs_(metrics->GetCounter(
-          "herald_dispatch_jobs_dropped_total",
-          "Queue jobs dropped without a send, by reason", {{"reason", "delivery_not_found"}})) {
+      gone_jobs_(metrics->GetCounter("herald_dispatch_jobs_dropped_total",
+                                     "Queue jobs dropped without a send, by reason",
+                                     {{"reason", "delivery_not_found"}})) {
   for (DeliveryStatus s : kAllDeliveryStatuses) {
     stage_counters_[static_cast<size_t>(s)] = &metrics_->GetCounter(
         "herald_delivery_events_total", "Delivery state changes recorded, by stage",

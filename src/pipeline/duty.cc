@@ -8,9 +8,8 @@
 
 namespace herald {
 
-Duty::Duty(Store* store, std::string name, std::function<void()> start,
-           std::function<void()> stop, observe::Registry* metrics,
-           std::chrono::milliseconds check)
+Duty::Duty(Store* store, std::string name, std::function<void()> start, std::function<void()> stop,
+           observe::Registry* metrics, std::chrono::milliseconds check)
     : store_(store),
       name_(std::move(name)),
       start_(std::move(start)),

@@ -198,6 +198,7 @@ TEST_P(StoreConformanceTest, APageWhosePublishFailsIsRolledBackAndMadeAgain) {
 TEST_P(StoreConformanceTest, ConcurrentFanOutNextCallersReachEachDeviceExactlyOnce) {
   Tenant t = NewTenant();
   std::vector<User> users;
+  users.reserve(120);
   for (int i = 0; i < 120; ++i) {
     users.push_back(MakeUser(t.id, "u" + std::to_string(i),
                              {Dev(Channel::kIos, Token(i)),
@@ -211,6 +212,7 @@ TEST_P(StoreConformanceTest, ConcurrentFanOutNextCallersReachEachDeviceExactlyOn
   std::vector<DeliveryJob> all;
   std::atomic<int> errors{0};
   std::vector<std::thread> callers;
+  callers.reserve(4);
   for (int k = 0; k < 4; ++k) {
     callers.emplace_back([&] {
       for (int idle = 0; idle < 3;) {

@@ -8,9 +8,9 @@
 // update them, move the counts, note receipt look-ups and disable devices, each from arrays,
 // and COPY the events.
 #include <algorithm>
-#include <limits>
 #include <atomic>
 #include <iterator>
+#include <limits>
 #include <map>
 #include <tuple>
 #include <unordered_map>
@@ -527,7 +527,8 @@ Result<FanoutPage> PostgresStore::FanOutPart(std::string_view notification_id, i
           return Status::Ok();
         }
         // No part left (the fan-out is over), or every part is being worked on right now.
-        PG_TRY(known, c.Exec("SELECT id, fanout_done::integer FROM notifications WHERE id = $1", q));
+        PG_TRY(known,
+               c.Exec("SELECT id, fanout_done::integer FROM notifications WHERE id = $1", q));
         if (known.empty()) return NotificationNotFound();
         page.notification_id = known.Text(0, 0);
         page.done = known.Int(0, 1) != 0;
@@ -587,7 +588,8 @@ Result<FanoutPage> PostgresStore::FanOutPart(std::string_view notification_id, i
         PG_TRY(members, c.Exec("SELECT count(*) FROM (SELECT 1 FROM memberships WHERE "
                                "tenant_pk = $1 AND group_pk = ANY($2::bigint[]) LIMIT $3) m",
                                m));
-        const int64_t parts = std::min<int64_t>(split_.max_parts, members.Int(0, 0) / split_.part_users);
+        const int64_t parts =
+            std::min<int64_t>(split_.max_parts, members.Int(0, 0) / split_.part_users);
         if (parts >= 2) {
           Params b;
           b.Int(tenant_pk);
@@ -683,11 +685,12 @@ Result<FanoutPage> PostgresStore::FanOutPart(std::string_view notification_id, i
             Params p;
             p.Int(pk).Int(tenant_pk).Int(deadline).Int(now).Text(channels).IntArray(earlier);
             p.Int(group_pk).Int(cursor).Int(last_user);
-            PG_TRY(inserted, c.Exec(InsertPageSql(PageSource(
-                                        "SELECT user_pk FROM memberships WHERE tenant_pk = $2 AND "
-                                        "group_pk = $7 AND user_pk > $8 AND user_pk <= $9"),
-                                                  part_no),
-                                    p));
+            PG_TRY(inserted,
+                   c.Exec(InsertPageSql(
+                              PageSource("SELECT user_pk FROM memberships WHERE tenant_pk = $2 AND "
+                                         "group_pk = $7 AND user_pk > $8 AND user_pk <= $9"),
+                              part_no),
+                          p));
             take(inserted);
           }
           if (covered < max_users) {
@@ -714,11 +717,13 @@ Result<FanoutPage> PostgresStore::FanOutPart(std::string_view notification_id, i
           Params p;
           p.Int(pk).Int(tenant_pk).Int(deadline).Int(now).Text(channels).IntArray(all_groups);
           p.IntArray(pks);
-          PG_TRY(inserted,
-                 c.Exec(InsertPageSql(PageSource(
-                            "SELECT DISTINCT user_pk FROM unnest($7::bigint[]) AS x(user_pk)"),
-                                          part_no),
-                        p));
+          PG_TRY(
+              inserted,
+              c.Exec(
+                  InsertPageSql(
+                      PageSource("SELECT DISTINCT user_pk FROM unnest($7::bigint[]) AS x(user_pk)"),
+                      part_no),
+                  p));
           take(inserted);
         }
         if (pks.size() < static_cast<size_t>(max_users)) {
@@ -732,8 +737,8 @@ Result<FanoutPage> PostgresStore::FanOutPart(std::string_view notification_id, i
       Params w;
       w.Int(pk).Int(part_no);
       if (part_done) {
-        PG_TRY(gone, c.Exec("DELETE FROM fanout_parts WHERE notification_pk = $1 AND part = $2",
-                            w));
+        PG_TRY(gone,
+               c.Exec("DELETE FROM fanout_parts WHERE notification_pk = $1 AND part = $2", w));
         (void)gone;
       } else {
         w.Int(source).Int(cursor).Int(hi).Int(now);

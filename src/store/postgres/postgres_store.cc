@@ -44,7 +44,8 @@ Result<std::unique_ptr<Store>> OpenPostgresStore(PostgresStoreOptions options) {
     return std::unique_ptr<Store>(new PostgresStore(
         options.master_key, std::move(pool), std::move(keys_pool), std::move(writers),
         options.clock ? std::move(options.clock) : std::function<UnixMillis()>(NowMillis),
-        FanoutSplit{std::max(1, options.fanout_part_users), std::max(1, options.fanout_max_parts)}));
+        FanoutSplit{std::max(1, options.fanout_part_users),
+                    std::max(1, options.fanout_max_parts)}));
   });
 }
 

@@ -8,8 +8,8 @@
 // closure that only does SQL to the Writer and wait for it. No exception leaves a method.
 #pragma once
 
-#include <exception>
 #include <atomic>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -130,7 +130,7 @@ class SqliteStore final : public Store {
   std::unique_ptr<Writer> writer_;  // destroyed first: drains queued writes
   std::function<void(UnixMillis)> consent_listener_;
   const std::function<UnixMillis()> clock_;
-  EventSeq event_seq_;  // writer thread only
+  EventSeq event_seq_;                   // writer thread only
   std::atomic<int64_t> fanout_turn_{0};  // the notification FanOutNext paged last
 
   // A notification's text, opened once for all of its deliveries (it never changes):

@@ -53,24 +53,18 @@ int HttpStatus(uint16_t port, const std::string& path) {
 
 const char* RoleName(Role role) {
   switch (role) {
-    case Role::kApi:
-      return "api";
-    case Role::kWorker:
-      return "worker";
-    case Role::kReaper:
-      return "reaper";
+    case Role::kApi: return "api";
+    case Role::kWorker: return "worker";
+    case Role::kReaper: return "reaper";
   }
   return "?";
 }
 
 const char* RoleFlag(Role role) {
   switch (role) {
-    case Role::kApi:
-      return "api";
-    case Role::kWorker:
-      return "fanout,dispatch";
-    case Role::kReaper:
-      return "reaper";
+    case Role::kApi: return "api";
+    case Role::kWorker: return "fanout,dispatch";
+    case Role::kReaper: return "reaper";
   }
   return "";
 }
@@ -166,14 +160,15 @@ bool ClusterShape::Start() {
   sim_ = std::make_unique<Peer>();
   sim_smtp_port_ = options_.sim_smtp_port != 0 ? options_.sim_smtp_port : peers::PickFreePort();
   auto sim_argv = [&](uint16_t port) {
-    return std::vector<std::string>{options_.herald, "sim", "--listen",
-                                    "127.0.0.1:" + std::to_string(port), "--smtp-listen",
-                                    "127.0.0.1:" + std::to_string(sim_smtp_port_)};
+    return std::vector<std::string>{options_.herald, "sim",
+                                    "--listen",      "127.0.0.1:" + std::to_string(port),
+                                    "--smtp-listen", "127.0.0.1:" + std::to_string(sim_smtp_port_)};
   };
   const fs::path sim_log = fs::path(dir_) / "sim.log";
   if (options_.sim_port != 0) {
     sim_port_ = options_.sim_port;
-    if (!sim_->process.Start(sim_argv(sim_port_), sim_log)) return Fail("cannot start the simulator");
+    if (!sim_->process.Start(sim_argv(sim_port_), sim_log))
+      return Fail("cannot start the simulator");
     bool up = false;
     for (auto until = Clock::now() + std::chrono::seconds(10);
          Clock::now() < until && sim_->process.Running() && !up;) {
@@ -288,11 +283,19 @@ bool ClusterShape::WriteHaproxyConfig() {
       // A refused connection (the process is gone) is retried on the other process; a request
       // whose process died before answering is retried only when repeating it is safe.
       "  retry-on conn-failure empty-response response-timeout\n"
-      "  errorfile 502 " + dir_ + "/unavailable.http\n"
-      "  errorfile 503 " + dir_ + "/unavailable.http\n"
-      "  errorfile 504 " + dir_ + "/unavailable.http\n"
+      "  errorfile 502 " +
+      dir_ +
+      "/unavailable.http\n"
+      "  errorfile 503 " +
+      dir_ +
+      "/unavailable.http\n"
+      "  errorfile 504 " +
+      dir_ +
+      "/unavailable.http\n"
       "frontend api\n"
-      "  bind 127.0.0.1:" + std::to_string(port_) + "\n"
+      "  bind 127.0.0.1:" +
+      std::to_string(port_) +
+      "\n"
       "  default_backend herald\n"
       "backend herald\n"
       "  balance roundrobin\n"
@@ -302,8 +305,8 @@ bool ClusterShape::WriteHaproxyConfig() {
       "  default-server inter 500ms fall 2 rise 2\n";
   for (const auto& p : procs_) {
     if (p->role != Role::kApi) continue;
-    cfg += "  server api" + std::to_string(p->index + 1) + " 127.0.0.1:" +
-           std::to_string(p->port) + " check\n";
+    cfg += "  server api" + std::to_string(p->index + 1) + " 127.0.0.1:" + std::to_string(p->port) +
+           " check\n";
   }
   peers::WriteFile(fs::path(dir_) / "haproxy.cfg", cfg);
   return true;
@@ -325,14 +328,13 @@ bool ClusterShape::Restart(Role role, int index) {
 std::string ClusterShape::Describe() const {
   std::string out;
   out += "Herald cluster on loopback (everything under " + dir_ + "):\n";
-  out += "  API (haproxy over " + std::to_string(count(Role::kApi)) + " api processes): " +
-         url() + "\n";
+  out += "  API (haproxy over " + std::to_string(count(Role::kApi)) + " api processes): " + url() +
+         "\n";
   out += "  admin token: " + admin_token_ + "\n";
   for (const auto& p : procs_) {
-    out += "  " + std::string(RoleName(p->role)) + std::to_string(p->index + 1) +
-           " (--roles " + RoleFlag(p->role) + "): http://127.0.0.1:" + std::to_string(p->port) +
-           "/metrics, pid " + std::to_string(p->process.pid()) + ", log " + p->log.string() +
-           "\n";
+    out += "  " + std::string(RoleName(p->role)) + std::to_string(p->index + 1) + " (--roles " +
+           RoleFlag(p->role) + "): http://127.0.0.1:" + std::to_string(p->port) + "/metrics, pid " +
+           std::to_string(p->process.pid()) + ", log " + p->log.string() + "\n";
   }
   out += "  NATS JetStream: " + queue_urls() + "\n";
   out += "  PostgreSQL (pg_auto_failover, monitor on port " +

@@ -33,16 +33,16 @@ class PgHaCluster;
 namespace herald::clustertest {
 
 struct ClusterShapeOptions {
-  std::string herald;            // the herald binary
-  uint16_t port = 0;             // haproxy's, on 127.0.0.1 (0 = a free one)
-  uint16_t sim_port = 0;         // the simulator's HTTP and SMTP ports (0 = free ones)
+  std::string herald;     // the herald binary
+  uint16_t port = 0;      // haproxy's, on 127.0.0.1 (0 = a free one)
+  uint16_t sim_port = 0;  // the simulator's HTTP and SMTP ports (0 = free ones)
   uint16_t sim_smtp_port = 0;
-  int api = 2;                   // `--roles api` processes
-  int workers = 2;               // `--roles fanout,dispatch` processes
-  int reapers = 1;               // `--roles reaper` processes
+  int api = 2;                          // `--roles api` processes
+  int workers = 2;                      // `--roles fanout,dispatch` processes
+  int reapers = 1;                      // `--roles reaper` processes
   std::vector<std::string> extra_args;  // for every `herald serve`
-  std::string dir;               // where logs and data go; empty = a new temporary directory
-  std::string admin_token;       // every process's; empty = a new random one
+  std::string dir;                      // where logs and data go; empty = a new temporary directory
+  std::string admin_token;              // every process's; empty = a new random one
   std::function<void(const std::string&)> progress;  // a line per step; may be empty
 };
 
