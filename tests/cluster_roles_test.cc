@@ -8,7 +8,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -30,35 +29,12 @@ using namespace std::chrono_literals;
 
 constexpr const char* kAdminToken = "roles-admin-token-0123456789abcdef0123";
 
-std::string Token(int i) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016x", i);
-  return std::string(48, 'c') + buf;
-}
-
-std::string Audience(int users) {
-  std::string out;
-  for (int i = 0; i < users; ++i) {
-    json line = {{"external_id", "r" + std::to_string(i)},
-                 {"opt_in", true},
-                 {"groups", {"all"}},
-                 {"devices",
-                  {{{"channel", "ios"}, {"address", Token(i)}},
-                   {{"channel", "android"}, {"address", "fcm-roles-" + std::to_string(i)}}}}};
-    out += line.dump();
-    out.push_back('\n');
-  }
-  return out;
-}
-
-// The value of an unlabelled-but-one metric line `name{labels} value` in /metrics, or -1.
-double MetricValue(HeraldProcess& p, const std::string& series) {
+// 1 while the process performs the consent reaper's duty, else 0 (-1: no answer).
+double ReaperDutyHeld(HeraldProcess& p) {
   HttpClient c = p.Client();
   HttpResponse r = c.Get("/metrics");
   if (r.status != 200) return -1;
-  const size_t at = r.body.find("\n" + series + " ");
-  if (at == std::string::npos) return -1;
-  return std::stod(r.body.substr(at + series.size() + 2));
+  return MetricSum(r.body, "herald_duty_held", "duty=\"consent-reaper\"");
 }
 
 class ClusterRolesTest : public ::testing::Test {
@@ -82,12 +58,7 @@ class ClusterRolesTest : public ::testing::Test {
     options.env = {{"HERALD_ADMIN_TOKEN", kAdminToken}};
     processes_.push_back(std::make_unique<HeraldProcess>(options));
     HeraldProcess& p = *processes_.back();
-    if (processes_.size() > 1) {
-      std::filesystem::create_directories(p.data_dir());
-      std::filesystem::copy_file(processes_.front()->data_dir() / "master_key",
-                                 p.data_dir() / "master_key",
-                                 std::filesystem::copy_options::overwrite_existing);
-    }
+    if (processes_.size() > 1) p.ShareMasterKey(*processes_.front());
     EXPECT_TRUE(p.Start()) << p.last_error() << p.Stderr();
     return p;
   }
@@ -113,7 +84,7 @@ TEST_F(ClusterRolesTest, ASendWhoseApiProcessDiesAtOnceIsFannedOutAndDeliveredOn
   c.set_bearer(tenant.key);
   c.set_timeout(60s);
   constexpr int kUsers = 1'000;
-  HttpResponse imported = c.Import(Audience(kUsers));
+  HttpResponse imported = c.Import(PushAudience(kUsers, "r"));
   ASSERT_EQ(imported.status, 200) << imported.Describe();
   ASSERT_EQ(imported.Json().value("created", 0), kUsers) << imported.Describe().substr(0, 400);
   HttpResponse sent =
@@ -149,12 +120,11 @@ TEST_F(ClusterRolesTest, TheReaperIsOneProcessAndAnotherTakesOverWhenItIsKilled)
   HeraldProcess& reaper_a = Add("reaper");
   HeraldProcess& reaper_b = Add("reaper");
   ASSERT_FALSE(HasFailure());
-  const std::string held = "herald_duty_held{duty=\"consent-reaper\"}";
   // One of the two holds the duty (the other asks again every second).
   double a = -1, b = -1;
   for (auto until = Clock::now() + 10s; Clock::now() < until; std::this_thread::sleep_for(50ms)) {
-    a = MetricValue(reaper_a, held);
-    b = MetricValue(reaper_b, held);
+    a = ReaperDutyHeld(reaper_a);
+    b = ReaperDutyHeld(reaper_b);
     if (a + b == 1) break;
   }
   ASSERT_EQ(a + b, 1) << "reaper a: " << a << ", reaper b: " << b;
@@ -174,9 +144,9 @@ TEST_F(ClusterRolesTest, TheReaperIsOneProcessAndAnotherTakesOverWhenItIsKilled)
   const auto killed = Clock::now();
   for (auto deadline = Clock::now() + 10s; Clock::now() < deadline;
        std::this_thread::sleep_for(50ms)) {
-    if (MetricValue(standby, held) == 1) break;
+    if (ReaperDutyHeld(standby) == 1) break;
   }
-  ASSERT_EQ(MetricValue(standby, held), 1) << standby.Stderr();
+  ASSERT_EQ(ReaperDutyHeld(standby), 1) << standby.Stderr();
   std::printf(
       "[ info ] the consent reaper's duty was taken over %lld ms after its holder died\n",
       static_cast<long long>(
@@ -218,9 +188,7 @@ TEST(ClusterRolesRefusalTest, RolesThatCannotWorkAreRefusedAtStart) {
   HeraldProcess first(options);
   ASSERT_TRUE(first.Start()) << first.Stderr();
   HeraldProcess second(options);
-  std::filesystem::create_directories(second.data_dir());
-  std::filesystem::copy_file(first.data_dir() / "master_key", second.data_dir() / "master_key",
-                             std::filesystem::copy_options::overwrite_existing);
+  second.ShareMasterKey(first);
   EXPECT_FALSE(second.Start());
   EXPECT_EQ(second.exit_status().value_or(0), 1);
   EXPECT_NE(second.Stderr().find("another Herald process dispatches from a local queue"),
@@ -229,9 +197,7 @@ TEST(ClusterRolesRefusalTest, RolesThatCannotWorkAreRefusedAtStart) {
   // An API-only process beside it is fine.
   options.args.insert(options.args.end(), {"--roles", "api"});
   HeraldProcess api(options);
-  std::filesystem::create_directories(api.data_dir());
-  std::filesystem::copy_file(first.data_dir() / "master_key", api.data_dir() / "master_key",
-                             std::filesystem::copy_options::overwrite_existing);
+  api.ShareMasterKey(first);
   EXPECT_TRUE(api.Start()) << api.Stderr();
 }
 

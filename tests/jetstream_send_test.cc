@@ -5,8 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <cstdio>
-#include <filesystem>
 #include <string>
 #include <thread>
 
@@ -23,27 +21,6 @@ using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-std::string Token(int i) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016x", i);
-  return std::string(48, 'e') + buf;
-}
-
-std::string Audience(int users) {
-  std::string out;
-  for (int i = 0; i < users; ++i) {
-    json line = {{"external_id", "j" + std::to_string(i)},
-                 {"opt_in", true},
-                 {"groups", {"all"}},
-                 {"devices",
-                  {{{"channel", "ios"}, {"address", Token(i)}},
-                   {{"channel", "android"}, {"address", "fcm-js-" + std::to_string(i)}}}}};
-    out += line.dump();
-    out.push_back('\n');
-  }
-  return out;
-}
-
 TEST(JetStreamSendTest, TwoProcessesOnOneStreamDeliverEveryDeviceOnce) {
   natstest::NatsTestCluster* nats = natstest::NatsTestCluster::Shared();
   ASSERT_NE(nats, nullptr) << "no NATS cluster (scripts/install-deps installs nats-server)";
@@ -59,12 +36,8 @@ TEST(JetStreamSendTest, TwoProcessesOnOneStreamDeliverEveryDeviceOnce) {
   options.env = {{"HERALD_ADMIN_TOKEN", "jetstream-admin-token-0123456789abcdef"}};
   HeraldProcess first(options);
   ASSERT_TRUE(first.Start()) << first.last_error() << first.Stderr();
-  HeraldProcess second(options);  // same store, same stream, same master key file below
-  std::filesystem::create_directories(second.data_dir());
-  for (const char* file : {"master_key"}) {
-    std::filesystem::copy_file(first.data_dir() / file, second.data_dir() / file,
-                               std::filesystem::copy_options::overwrite_existing);
-  }
+  HeraldProcess second(options);  // same store, same stream, same master key
+  second.ShareMasterKey(first);
   ASSERT_TRUE(second.Start()) << second.last_error() << second.Stderr();
 
   HttpClient admin = first.AdminClient();
@@ -74,7 +47,7 @@ TEST(JetStreamSendTest, TwoProcessesOnOneStreamDeliverEveryDeviceOnce) {
   c.set_bearer(tenant.key);
   c.set_timeout(60s);
   constexpr int kUsers = 500;
-  HttpResponse imported = c.Import(Audience(kUsers));
+  HttpResponse imported = c.Import(PushAudience(kUsers, "j"));
   ASSERT_EQ(imported.status, 200) << imported.Describe();
   HttpResponse sent =
       c.Post("/v1/notifications", {{"to", {{"groups", {"all"}}}}, {"body", "On the stream"}});

@@ -26,28 +26,6 @@ using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-std::string Token(int i) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016x", i);
-  return std::string(48, 'c') + buf;
-}
-
-// `users` users, each with an iOS and an Android device, all in group "all".
-std::string Audience(int users) {
-  std::string out;
-  for (int i = 0; i < users; ++i) {
-    json line = {{"external_id", "u" + std::to_string(i)},
-                 {"opt_in", true},
-                 {"groups", {"all"}},
-                 {"devices",
-                  {{{"channel", "ios"}, {"address", Token(i)}},
-                   {{"channel", "android"}, {"address", "fcm-token-" + std::to_string(i)}}}}};
-    out += line.dump();
-    out.push_back('\n');
-  }
-  return out;
-}
-
 class SendCrashTest : public ::testing::TestWithParam<std::string> {
  protected:
   static constexpr int kUsers = 10'000;  // 20k devices
@@ -67,7 +45,7 @@ class SendCrashTest : public ::testing::TestWithParam<std::string> {
     ASSERT_FALSE(tenant_.key.empty());
     HttpClient c = Client();
     c.set_timeout(120s);
-    HttpResponse imported = c.Import(Audience(kUsers));
+    HttpResponse imported = c.Import(PushAudience(kUsers));
     ASSERT_EQ(imported.status, 200) << imported.Describe();
     // Slow the providers a little so that the send is surely in progress when it is stopped.
     ASSERT_EQ(sim_.Client().Put("/sim/faults/apns", {{"latency_ms", 2}}).status, 200);

@@ -13,10 +13,12 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -30,6 +32,20 @@ std::string Flag(int argc, char** argv, const std::string& name, const std::stri
     if (name == argv[i]) return argv[i + 1];
   }
   return fallback;
+}
+
+// A port number flag, or nullopt (and a message) when it is not one.
+std::optional<uint16_t> PortFlag(int argc, char** argv, const std::string& name,
+                                 const std::string& fallback) {
+  const std::string text = Flag(argc, argv, name, fallback);
+  char* end = nullptr;
+  const long v = std::strtol(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || v < 1 || v > 65535) {
+    std::fprintf(stderr, "herald_cluster: %s must be a port number (1-65535), not \"%s\"\n",
+                 name.c_str(), text.c_str());
+    return std::nullopt;
+  }
+  return static_cast<uint16_t>(v);
 }
 
 std::string LoadOrCreateToken(const std::string& path) {
@@ -66,13 +82,17 @@ int main(int argc, char** argv) {
   sigaddset(&stop, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
 
+  const std::optional<uint16_t> port = PortFlag(argc, argv, "--port", "8080");
+  // Where `make run` has them, so that the README's demo finds the simulator too.
+  const std::optional<uint16_t> sim_port = PortFlag(argc, argv, "--sim-port", "9090");
+  const std::optional<uint16_t> sim_smtp_port = PortFlag(argc, argv, "--sim-smtp-port", "2525");
+  if (!port || !sim_port || !sim_smtp_port) return 2;
   herald::clustertest::ClusterShapeOptions options;
   options.herald = Flag(argc, argv, "--herald", "build/herald");
-  options.port = static_cast<uint16_t>(std::stoi(Flag(argc, argv, "--port", "8080")));
+  options.port = *port;
+  options.sim_port = *sim_port;
+  options.sim_smtp_port = *sim_smtp_port;
   options.dir = Flag(argc, argv, "--dir", "");
-  // Where `make run` has them, so that the README's demo finds the simulator too.
-  options.sim_port = static_cast<uint16_t>(std::stoi(Flag(argc, argv, "--sim-port", "9090")));
-  options.sim_smtp_port = static_cast<uint16_t>(std::stoi(Flag(argc, argv, "--sim-smtp-port", "2525")));
   options.admin_token = LoadOrCreateToken(Flag(argc, argv, "--token-file", "data/admin_token"));
   const auto started = std::chrono::steady_clock::now();
   options.progress = [started](const std::string& line) {

@@ -28,7 +28,8 @@ constexpr size_t kMinUnrecorded = 32;
 constexpr size_t kMaxUnrecorded = 2048;
 // The same share of the queue is the least the in-flight limit goes down to (up to this many).
 constexpr size_t kMaxQueueFloor = 1024;
-// How many times a job whose delivery is not (yet) in the store is taken before it is dropped.
+// How many times a job whose delivery is not (yet) in the store goes back to the queue before it
+// is dropped.
 constexpr int kNotFoundLooks = 3;
 
 // Events never hold PII (DESIGN §4.5), but providers echo addresses in their answers (an SMTP
@@ -221,9 +222,9 @@ void Dispatcher::Dispatch(std::vector<Lease> leases) {
     auto found = by_key.find(job.delivery);
     if (found == by_key.end()) {
       // No such delivery. On a queue that outlives the process the fan-out pushes a page before
-      // it commits, so the page may commit a moment from now: looked for twice more, a second
-      // apart. Then (or on the local queue at once) it never came to be (its page was rolled
-      // back) or was erased with its user.
+      // it commits, so the page may commit a moment from now: the job goes back for a second,
+      // up to kNotFoundLooks times. Then (or on the local queue at once) the delivery never came
+      // to be (its page was rolled back) or was erased with its user.
       if (queue_->outlives_process() && job.attempt < kNotFoundLooks) {
         not_yet.push_back(lease);
         continue;

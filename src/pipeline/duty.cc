@@ -40,36 +40,28 @@ void Duty::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-bool Duty::held() const {
-  std::lock_guard lock(mu_);
-  return lease_ != nullptr;
-}
+bool Duty::held() const { return held_.load(); }
 
 void Duty::Run() {
   pthread_setname_np(pthread_self(), "duty");
+  std::unique_ptr<DutyLease> lease;  // this thread's alone
   bool warned = false;
+  auto release = [&](bool lost) {
+    stop_duty_();
+    lease.reset();
+    held_ = false;
+    held_gauge_.Set(0);
+    if (lost) {
+      observe::Warn("duty_lost", {{"duty", name_}});
+    } else {
+      observe::Info("duty_released", {{"duty", name_}});
+    }
+  };
   std::unique_lock lock(mu_);
   while (!stop_) {
     lock.unlock();
-    std::unique_ptr<DutyLease> taken;
-    bool lost = false;
-    {
-      std::lock_guard held_lock(mu_);
-      lost = lease_ != nullptr && !lease_->Held();
-    }
-    if (lost) {
-      stop_duty_();
-      held_gauge_.Set(0);
-      observe::Warn("duty_lost", {{"duty", name_}});
-      std::lock_guard held_lock(mu_);
-      lease_.reset();
-    }
-    bool holding = false;
-    {
-      std::lock_guard held_lock(mu_);
-      holding = lease_ != nullptr;
-    }
-    if (!holding) {
+    if (lease != nullptr && !lease->Held()) release(/*lost=*/true);
+    if (lease == nullptr) {
       Result<std::unique_ptr<DutyLease>> got = store_->TryTakeDuty(name_);
       if (!got.ok()) {
         if (!warned) {
@@ -78,10 +70,8 @@ void Duty::Run() {
         warned = true;
       } else if (*got != nullptr) {
         warned = false;
-        {
-          std::lock_guard held_lock(mu_);
-          lease_ = std::move(*got);
-        }
+        lease = std::move(*got);
+        held_ = true;
         takeovers_.Inc();
         held_gauge_.Set(1);
         observe::Info("duty_taken", {{"duty", name_}});
@@ -91,15 +81,8 @@ void Duty::Run() {
     lock.lock();
     cv_.wait_for(lock, check_, [this] { return stop_; });
   }
-  const bool had = lease_ != nullptr;
   lock.unlock();
-  if (had) {
-    stop_duty_();
-    held_gauge_.Set(0);
-    observe::Info("duty_released", {{"duty", name_}});
-  }
-  std::lock_guard held_lock(mu_);
-  lease_.reset();
+  if (lease != nullptr) release(/*lost=*/false);
 }
 
 }  // namespace herald

@@ -7,6 +7,7 @@
 // Thread-safety: Start/Stop from one thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -43,10 +44,10 @@ class Duty {
   const std::chrono::milliseconds check_;
   observe::Gauge& held_gauge_;
   observe::Counter& takeovers_;
-  mutable std::mutex mu_;
+  std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
-  std::unique_ptr<DutyLease> lease_;
+  std::atomic<bool> held_{false};
   std::thread thread_;
 };
 

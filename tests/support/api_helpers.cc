@@ -111,6 +111,24 @@ std::optional<double> MetricValue(const std::string& exposition, const std::stri
   return std::nullopt;
 }
 
+std::string PushAudience(int users, const std::string& prefix) {
+  std::string out;
+  for (int i = 0; i < users; ++i) {
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016x", i);
+    const std::string id = prefix + std::to_string(i);
+    nlohmann::json line = {{"external_id", id},
+                           {"opt_in", true},
+                           {"groups", {"all"}},
+                           {"devices",
+                            {{{"channel", "ios"}, {"address", std::string(48, 'c') + hex}},
+                             {{"channel", "android"}, {"address", "fcm-token-" + id}}}}};
+    out += line.dump();
+    out.push_back('\n');
+  }
+  return out;
+}
+
 nlohmann::json UserBody(const std::string& name, const nlohmann::json& devices,
                         const nlohmann::json& groups) {
   return {{"name", name}, {"opt_in", true}, {"devices", devices}, {"groups", groups}};

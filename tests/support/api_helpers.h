@@ -52,6 +52,10 @@ std::optional<double> MetricValue(const std::string& exposition, const std::stri
 double MetricSum(const std::string& exposition, const std::string& name,
                  const std::string& label = "");
 
+// NDJSON of `users` users `<prefix><i>`, each with an iOS device (an APNs token made from i) and
+// an Android device, all in group "all": the audience of the end-to-end send suites.
+std::string PushAudience(int users, const std::string& prefix = "u");
+
 // A user body for PUT with the given name and devices; opt_in true.
 nlohmann::json UserBody(const std::string& name,
                         const nlohmann::json& devices = nlohmann::json::array(),

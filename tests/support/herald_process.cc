@@ -317,6 +317,12 @@ std::string HeraldProcess::AdminToken() const {
   return token;
 }
 
+void HeraldProcess::ShareMasterKey(const HeraldProcess& other) {
+  std::filesystem::create_directories(data_dir());
+  std::filesystem::copy_file(other.data_dir() / "master_key", data_dir() / "master_key",
+                             std::filesystem::copy_options::overwrite_existing);
+}
+
 HttpClient HeraldProcess::AdminClient() const {
   HttpClient client = Client();
   client.set_bearer(AdminToken());

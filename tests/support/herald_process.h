@@ -95,6 +95,10 @@ class HeraldProcess {
   std::string AdminToken() const;
   HeraldOptions& options() { return options_; }
 
+  // Gives this (not yet started) process the master key of `other`, so that both read what the
+  // other stored in a shared PostgreSQL store.
+  void ShareMasterKey(const HeraldProcess& other);
+
   // A keep-alive client to this server (no bearer).
   HttpClient Client() const { return HttpClient("127.0.0.1", port_); }
   HttpClient AdminClient() const;

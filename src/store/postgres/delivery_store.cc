@@ -343,6 +343,64 @@ std::string InsertPageSql(const std::string& source, int64_t part) {
          "SELECT pk, channel FROM d ORDER BY pk";
 }
 
+// Runs a statement whose rows nobody reads.
+Status ExecWrite(Conn& c, std::string_view sql, const Params& params) {
+  Result<Rows> r = c.Exec(sql, params);
+  return r.ok() ? Status::Ok() : Status(r.take_error());
+}
+
+// Before the first page of a large audience (its groups hold at least 2 x split.part_users
+// members): part `part_no` of the notification, which covers every user key, is split into
+// ranges of the tenant's user keys of about equal width (keys are dense, so about equal numbers
+// of users), each a part of its own. Returns how many parts it added (0: not worth it).
+Result<int64_t> SplitLargeAudience(Conn& c, const FanoutSplit& split, int64_t notification_pk,
+                                   int64_t part_no, int64_t tenant_pk,
+                                   const std::vector<int64_t>& groups) {
+  Params m;
+  m.Int(tenant_pk).IntArray(groups).Int(split.part_users * split.max_parts);
+  PG_TRY(members, c.Exec("SELECT count(*) FROM (SELECT 1 FROM memberships WHERE tenant_pk = $1 "
+                         "AND group_pk = ANY($2::bigint[]) LIMIT $3) m",
+                         m));
+  const int64_t parts = std::min<int64_t>(split.max_parts, members.Int(0, 0) / split.part_users);
+  if (parts < 2) return 0;
+  Params b;
+  b.Int(tenant_pk);
+  PG_TRY(bounds, c.Exec("SELECT min(pk), max(pk) FROM users WHERE tenant_pk = $1", b));
+  const int64_t first = bounds.IsNull(0, 0) ? 0 : bounds.Int(0, 0) - 1;
+  const int64_t span = bounds.IsNull(0, 1) ? 0 : bounds.Int(0, 1) - first;
+  if (span < parts) return 0;
+  // Part i covers (first + i * width, first + (i + 1) * width]; the first one from key 0 and
+  // the last one to the end, so users added later are reached too.
+  const int64_t width = span / parts;
+  std::vector<int64_t> los, his;
+  for (int64_t i = 1; i < parts; ++i) {
+    los.push_back(first + width * i);
+    his.push_back(i + 1 < parts ? first + width * (i + 1) : std::numeric_limits<int64_t>::max());
+  }
+  Params ins;
+  ins.Int(notification_pk).IntArray(los).IntArray(his);
+  Status s = ExecWrite(c,
+                       "INSERT INTO fanout_parts (notification_pk, part, lo, hi, source, cursor, "
+                       "split, paged_at) SELECT $1, o, lo, hi, 0, lo, false, 0 FROM "
+                       "unnest($2::bigint[], $3::bigint[]) WITH ORDINALITY AS x(lo, hi, o)",
+                       ins);
+  Params w;
+  w.Int(notification_pk).Int(part_no).Int(los.front());
+  if (s.ok()) {
+    s = ExecWrite(c,
+                  "UPDATE fanout_parts SET hi = $3, split = false WHERE notification_pk = $1 "
+                  "AND part = $2",
+                  w);
+  }
+  Params t;
+  t.Int(notification_pk).Int(parts - 1);
+  if (s.ok()) {
+    s = ExecWrite(c, "UPDATE notifications SET fanout_parts = fanout_parts + $2 WHERE pk = $1", t);
+  }
+  if (!s.ok()) return s.take_error();
+  return parts - 1;
+}
+
 // A page's users (`u`: pk, external_id, consent_until, one row per user pk in `keys`, a
 // SELECT of user_pk) joined to their devices of the notification's channels, minus members of
 // the groups in $6 (bigint[]). Each join is a LATERAL look-up behind a fence (LIMIT, OFFSET 0):
@@ -497,7 +555,6 @@ Result<FanoutPage> PostgresStore::FanOutPart(std::string_view notification_id, i
                                              const FanoutPublish& publish) {
   return NoThrow([&]() -> Result<FanoutPage> {
     max_users = std::max(1, max_users);
-    constexpr int64_t kAllKeys = std::numeric_limits<int64_t>::max();
     FanoutPage page;
     bool idle = false;
     bool split_only = false;
@@ -537,7 +594,7 @@ Result<FanoutPage> PostgresStore::FanOutPart(std::string_view notification_id, i
       const int64_t pk = part.Int(0, 0);
       const int64_t part_no = part.Int(0, 1);
       const int64_t lo = part.Int(0, 2);
-      int64_t hi = part.Int(0, 3);
+      const int64_t hi = part.Int(0, 3);
       int64_t source = part.Int(0, 4);
       int64_t cursor = std::max(part.Int(0, 5), lo);
       const bool may_split = part.Int(0, 6) != 0;
@@ -578,64 +635,15 @@ Result<FanoutPage> PostgresStore::FanOutPart(std::string_view notification_id, i
       for (int64_t g : group_pks) {
         if (g != 0) all_groups.push_back(g);
       }
-      // A large audience, before its first page: split into ranges of the tenant's user keys of
-      // about equal width (keys are dense, so about equal numbers of users), each its own part.
-      int64_t parts_added = 0;
       if (may_split && !cancelled && !all_groups.empty()) {
-        const int64_t enough = split_.part_users * split_.max_parts;
-        Params m;
-        m.Int(tenant_pk).IntArray(all_groups).Int(enough);
-        PG_TRY(members, c.Exec("SELECT count(*) FROM (SELECT 1 FROM memberships WHERE "
-                               "tenant_pk = $1 AND group_pk = ANY($2::bigint[]) LIMIT $3) m",
-                               m));
-        const int64_t parts =
-            std::min<int64_t>(split_.max_parts, members.Int(0, 0) / split_.part_users);
-        if (parts >= 2) {
-          Params b;
-          b.Int(tenant_pk);
-          PG_TRY(bounds, c.Exec("SELECT min(pk), max(pk) FROM users WHERE tenant_pk = $1", b));
-          const int64_t first = bounds.IsNull(0, 0) ? 0 : bounds.Int(0, 0) - 1;
-          const int64_t span = bounds.IsNull(0, 1) ? 0 : bounds.Int(0, 1) - first;
-          if (span >= parts) {
-            std::vector<int64_t> cut;  // part i covers (cut[i], cut[i + 1]]
-            cut.push_back(0);
-            for (int64_t i = 1; i < parts; ++i) cut.push_back(first + span / parts * i);
-            cut.push_back(kAllKeys);
-            std::vector<int64_t> los, his;
-            for (int64_t i = 1; i < parts; ++i) {
-              los.push_back(cut[static_cast<size_t>(i)]);
-              his.push_back(cut[static_cast<size_t>(i) + 1]);
-            }
-            Params ins;
-            ins.Int(pk).IntArray(los).IntArray(his);
-            PG_TRY(added, c.Exec("INSERT INTO fanout_parts (notification_pk, part, lo, hi, "
-                                 "source, cursor, split, paged_at) SELECT $1, o, lo, hi, 0, lo, "
-                                 "false, 0 FROM unnest($2::bigint[], $3::bigint[]) WITH "
-                                 "ORDINALITY AS x(lo, hi, o)",
-                                 ins));
-            (void)added;
-            hi = cut[1];
-            parts_added = parts - 1;
-          }
-        }
-      }
-      if (parts_added > 0) {
         // The split commits alone, so that the new parts are open to other callers at once;
         // the first page follows in a transaction of its own.
-        Params w;
-        w.Int(pk).Int(part_no).Int(hi);
-        PG_TRY(narrowed, c.Exec("UPDATE fanout_parts SET hi = $3, split = false WHERE "
-                                "notification_pk = $1 AND part = $2",
-                                w));
-        (void)narrowed;
-        Params t;
-        t.Int(pk).Int(parts_added);
-        PG_TRY(counted, c.Exec("UPDATE notifications SET fanout_parts = fanout_parts + $2 "
-                               "WHERE pk = $1",
-                               t));
-        (void)counted;
-        split_only = true;
-        return Status::Ok();
+        Result<int64_t> added = SplitLargeAudience(c, split_, pk, part_no, tenant_pk, all_groups);
+        if (!added.ok()) return added.take_error();
+        if (*added > 0) {
+          split_only = true;
+          return Status::Ok();
+        }
       }
       // The page's events are the transaction's first (InsertPageSql numbers them from its
       // base): nothing before them in this transaction numbers events.
@@ -737,16 +745,16 @@ Result<FanoutPage> PostgresStore::FanOutPart(std::string_view notification_id, i
       Params w;
       w.Int(pk).Int(part_no);
       if (part_done) {
-        PG_TRY(gone,
-               c.Exec("DELETE FROM fanout_parts WHERE notification_pk = $1 AND part = $2", w));
-        (void)gone;
+        Status gone =
+            ExecWrite(c, "DELETE FROM fanout_parts WHERE notification_pk = $1 AND part = $2", w);
+        if (!gone.ok()) return gone;
       } else {
-        w.Int(source).Int(cursor).Int(hi).Int(now);
-        PG_TRY(moved, c.Exec("UPDATE fanout_parts SET source = $3, cursor = $4, hi = $5, "
-                             "split = false, paged_at = $6 WHERE notification_pk = $1 AND "
-                             "part = $2",
-                             w));
-        (void)moved;
+        w.Int(source).Int(cursor).Int(now);
+        Status moved = ExecWrite(c,
+                                 "UPDATE fanout_parts SET source = $3, cursor = $4, split = "
+                                 "false, paged_at = $5 WHERE notification_pk = $1 AND part = $2",
+                                 w);
+        if (!moved.ok()) return moved;
       }
       if (publish && !page.jobs.empty()) {
         if (Status published = publish(page.jobs); !published.ok()) return published;

@@ -63,6 +63,7 @@ class ClusterShape {
   uint16_t port() const { return port_; }
   const std::string& admin_token() const { return admin_token_; }
   std::string sim_url() const;
+  uint16_t sim_port() const { return sim_port_; }
   const std::string& dir() const { return dir_; }
   std::string store_uri() const;
   std::string queue_urls() const;
